@@ -1,0 +1,125 @@
+// Tests for the small shared utilities: args, hash, file_util, progress, status macros.
+
+#include <filesystem>
+
+#include "common/args.h"
+#include "common/file_util.h"
+#include "common/hash.h"
+#include "common/progress.h"
+#include "common/status_macros.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pianola {
+namespace {
+
+std::vector<char*> Argv(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  return out;
+}
+
+TEST(ArgsTest, ParsesFlagsBoolsRepeatsAndPositionals) {
+  ArgParser p("usage");
+  p.AddFlag("out", true).AddFlag("dataset").AddBool("frames");
+  std::vector<std::string> v = {"in.mid", "--out", "x.npy", "--dataset=a", "--dataset", "b,c",
+                                "--frames"};
+  auto argv = Argv(v);
+  auto args = p.Parse(argv.size(), argv.data());
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->Get("out"), "x.npy");
+  EXPECT_THAT(args->GetAll("dataset"), testing::ElementsAre("a", "b", "c"));
+  EXPECT_TRUE(args->GetBool("frames"));
+  EXPECT_THAT(args->positional(), testing::ElementsAre("in.mid"));
+}
+
+TEST(ArgsTest, RejectsUnknownAndMissing) {
+  ArgParser p("usage");
+  p.AddFlag("out", true).AddFlag("fps");
+  std::vector<std::string> unknown = {"--bogus", "1", "--out", "x"};
+  auto a1 = Argv(unknown);
+  EXPECT_THAT(p.Parse(a1.size(), a1.data()).status().message(), testing::HasSubstr("--bogus"));
+  std::vector<std::string> missing = {"--fps", "250"};
+  auto a2 = Argv(missing);
+  EXPECT_THAT(p.Parse(a2.size(), a2.data()).status().message(), testing::HasSubstr("--out"));
+  std::vector<std::string> novalue = {"--out"};
+  auto a3 = Argv(novalue);
+  EXPECT_FALSE(p.Parse(a3.size(), a3.data()).ok());
+  std::vector<std::string> badint = {"--out", "x", "--fps", "fast"};
+  auto a4 = Argv(badint);
+  auto args = p.Parse(a4.size(), a4.data());
+  ASSERT_TRUE(args.ok());
+  EXPECT_EQ(args->GetInt("fps", 0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HashTest, StableValues) {
+  // Pinned: these values are part of the data contract (see hash.h).
+  EXPECT_EQ(Mix64(0), 0xe220a8397b1dcdafULL);
+  StableHasher a, b;
+  a.Update("hello");
+  b.Update("hello");
+  EXPECT_EQ(a.Finish(), b.Finish());
+  StableHasher c;
+  c.Update("hellp");
+  EXPECT_NE(a.Finish(), c.Finish());
+  EXPECT_NE(HashCombine(1, 2), HashCombine(2, 1));
+}
+
+TEST(FileUtilTest, AtomicWriteAndRead) {
+  std::string dir = testing::TempDir() + "/file_util_test";
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  std::string path = dir + "/f.bin";
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("abc\0def", 7)).ok());
+  auto got = ReadFile(path);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, std::string("abc\0def", 7));
+  EXPECT_EQ(ReadFile(path, 3).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ReadFile(dir + "/missing").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(dir).status().code(), absl::StatusCode::kInvalidArgument);
+  // No temporary files are left behind.
+  int n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file();
+  EXPECT_EQ(n, 1);
+}
+
+absl::StatusOr<int> Half(int x) {
+  if (x % 2) return absl::InvalidArgumentError("odd");
+  return x / 2;
+}
+absl::Status UseMacros(int x, int* out) {
+  ASSIGN_OR_RETURN(int h, Half(x));
+  RETURN_IF_ERROR(h > 100 ? absl::OutOfRangeError("big") : absl::OkStatus());
+  *out = h;
+  return absl::OkStatus();
+}
+
+TEST(StatusMacrosTest, PropagatesErrors) {
+  int out = 0;
+  EXPECT_TRUE(UseMacros(4, &out).ok());
+  EXPECT_EQ(out, 2);
+  EXPECT_EQ(UseMacros(3, &out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(UseMacros(400, &out).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(Annotate(absl::NotFoundError("x"), "ctx").message(), "ctx: x");
+}
+
+TEST(ProgressTest, FormatsEta) {
+  EXPECT_EQ(Progress::FormatEta(62), "1:02");
+  EXPECT_EQ(Progress::FormatEta(3723), "1:02:03");
+  EXPECT_EQ(Progress::FormatEta(-1), "?");
+  std::FILE* f = std::tmpfile();
+  Progress p("build", "files", 2, absl::ZeroDuration(), f);
+  p.Add(1);
+  p.Add(1, "done");
+  p.Finish();
+  std::rewind(f);
+  char buf[512] = {};
+  size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  std::string text(buf, n);
+  EXPECT_THAT(text, testing::HasSubstr("build: 1/2 files (50.0%)"));
+  EXPECT_THAT(text, testing::HasSubstr("build: 2/2 files (100.0%)"));
+  EXPECT_THAT(text, testing::HasSubstr("ETA 0:00 done"));
+}
+
+}  // namespace
+}  // namespace pianola
