@@ -12,6 +12,7 @@
 //
 // Immutable after construction; thread-safe for concurrent readers.
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,6 +23,12 @@
 #include "proto/dataset.pb.h"
 
 namespace pianola {
+
+// The one conversion from MIDI time to the audio sample grid, used by the
+// index builder, the renderer and every test that checks alignment.
+inline int64_t SecondsToSample(double seconds, int sample_rate) {
+  return static_cast<int64_t>(std::llround(seconds * sample_rate));
+}
 
 inline constexpr char kManifestFile[] = "manifest.textproto";
 inline constexpr char kIndexFile[] = "index.binpb";
