@@ -1,0 +1,401 @@
+#include "trainer/batch_tensors.h"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pianola {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A note in absolute sample time, active on [start, end).
+struct TestNote {
+  int64_t start;
+  int64_t end;
+  uint32_t key;
+  uint32_t velocity;
+};
+struct TestPedal {
+  int64_t start;
+  int64_t end;
+};
+
+// The sparse events of the span [a, a + span), written from the proto's
+// definitions: onsets inside the span; ends inside the span (end <= a + span)
+// of notes that start in it or are held; notes sounding at span sample 0 that
+// started before it, oldest first within a key; pedal clipped to the span.
+SparseEvents EventsOf(const std::vector<TestNote>& notes, const std::vector<TestPedal>& pedal,
+                      int64_t a, int64_t span) {
+  std::vector<TestNote> sorted = notes;
+  std::sort(sorted.begin(), sorted.end(), [](const TestNote& x, const TestNote& y) {
+    return x.start != y.start ? x.start < y.start : x.key < y.key;
+  });
+  SparseEvents e;
+  std::vector<std::pair<uint32_t, uint32_t>> offsets;  // (sample, key)
+  std::vector<const TestNote*> held;
+  for (const TestNote& n : sorted) {
+    const bool starts_inside = n.start >= a && n.start < a + span;
+    const bool is_held = n.start < a && n.end > a;
+    if (starts_inside) {
+      e.onset_sample.push_back(static_cast<uint32_t>(n.start - a));
+      e.onset_key.push_back(n.key);
+      e.onset_velocity.push_back(n.velocity);
+    }
+    if (is_held) held.push_back(&n);
+    if ((starts_inside || is_held) && n.end <= a + span) {
+      offsets.emplace_back(static_cast<uint32_t>(n.end - a), n.key);
+    }
+  }
+  std::sort(offsets.begin(), offsets.end());
+  for (auto [s, k] : offsets) {
+    e.offset_sample.push_back(s);
+    e.offset_key.push_back(k);
+  }
+  std::stable_sort(held.begin(), held.end(),
+                   [](const TestNote* x, const TestNote* y) { return x->key < y->key; });
+  for (const TestNote* n : held) {
+    e.held_key.push_back(n->key);
+    e.held_velocity.push_back(n->velocity);
+  }
+  for (const TestPedal& p : pedal) {
+    const int64_t s = std::max(p.start, a), t = std::min(p.end, a + span);
+    if (s < t) {
+      e.pedal_start.push_back(static_cast<uint32_t>(s - a));
+      e.pedal_end.push_back(static_cast<uint32_t>(t - a));
+    }
+  }
+  return e;
+}
+
+// The features by definition, one sample at a time, from the notes themselves.
+std::vector<float> NaiveFeatures(const std::vector<TestNote>& notes,
+                                 const std::vector<TestPedal>& pedal, int64_t a, int64_t span) {
+  std::vector<float> out(static_cast<size_t>(177 * span), 0.0f);
+  for (int64_t t = 0; t < span; ++t) {
+    const int64_t x = a + t;
+    for (const TestNote& n : notes) {
+      const int k = static_cast<int>(n.key) - 21;
+      const float v = static_cast<float>(n.velocity) / 127.0f;
+      if (n.start == x) out[k * span + t] = std::max(out[k * span + t], v);
+      if (n.start <= x && x < n.end) out[(88 + k) * span + t] = std::max(out[(88 + k) * span + t], v);
+    }
+    for (const TestPedal& p : pedal) {
+      if (p.start <= x && x < p.end) out[176 * span + t] = 1.0f;
+    }
+  }
+  return out;
+}
+
+// The dense uint8 encoding of proto Window.dense_conditioning, by definition.
+std::vector<uint8_t> NaiveDense(const std::vector<TestNote>& notes,
+                                const std::vector<TestPedal>& pedal, int64_t a, int64_t span) {
+  std::vector<uint8_t> out(static_cast<size_t>(177 * span), 0);
+  for (int64_t t = 0; t < span; ++t) {
+    const int64_t x = a + t;
+    for (const TestNote& n : notes) {
+      const int k = static_cast<int>(n.key) - 21;
+      const uint8_t v = static_cast<uint8_t>(n.velocity);
+      if (n.start == x) out[k * span + t] = std::max(out[k * span + t], v);
+      if (n.start <= x && x < n.end) out[(88 + k) * span + t] = std::max(out[(88 + k) * span + t], v);
+    }
+    for (const TestPedal& p : pedal) {
+      if (p.start <= x && x < p.end) out[176 * span + t] = 127;
+    }
+  }
+  return out;
+}
+
+// Random notes around a span, dense on a few keys so that notes of one key
+// overlap, touch, and have zero length. Notes of one key end in the order they
+// start (as the MIDI reader pairs note-offs first-in-first-out).
+void RandomNotes(std::mt19937_64& rng, int64_t a, int64_t span, std::vector<TestNote>* notes,
+                 std::vector<TestPedal>* pedal) {
+  auto uniform = [&rng](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  const uint32_t low = static_cast<uint32_t>(uniform(21, 100));
+  for (uint32_t key = low; key < low + 5 && key <= 108; ++key) {
+    std::vector<int64_t> starts;
+    const int count = static_cast<int>(uniform(0, 8));
+    for (int i = 0; i < count; ++i) starts.push_back(uniform(a - span / 2, a + span + 5));
+    std::sort(starts.begin(), starts.end());
+    starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+    int64_t last_end = INT64_MIN;
+    for (int64_t s : starts) {
+      int64_t end = s + (uniform(0, 3) == 0 ? 0 : uniform(1, span / 2));
+      if (uniform(0, 4) == 0 && last_end >= s) end = last_end;  // ends with the previous one
+      end = std::max(end, last_end);
+      last_end = end;
+      notes->push_back({s, end, key, static_cast<uint32_t>(uniform(1, 127))});
+    }
+  }
+  int64_t t = a - span / 4;
+  while (t < a + span) {
+    const int64_t s = t + uniform(0, span / 3);
+    const int64_t e = s + uniform(1, span / 3);
+    pedal->push_back({s, e});
+    t = e + uniform(1, 5);
+  }
+}
+
+TEST(BatchTensorsTest, HandWrittenExample) {
+  const int64_t span = 10;
+  SparseEvents e;
+  // Key 60 held at velocity 64 until sample 3; struck again at 5 (127) and
+  // sounding to the end; key 21 struck at 0 (velocity 127) and at 9 with no
+  // offset; pedal down on [2, 4).
+  e.held_key = {60};
+  e.held_velocity = {64};
+  e.offset_sample = {3};
+  e.offset_key = {60};
+  e.onset_sample = {0, 5, 9};
+  e.onset_key = {21, 60, 21};
+  e.onset_velocity = {127, 127, 127};
+  e.pedal_start = {2};
+  e.pedal_end = {4};
+  ASSERT_TRUE(CheckSparseEvents(e, span).ok());
+  std::vector<float> f(177 * span, 0.0f);
+  FillFeatures(e, span, f.data());
+  auto at = [&](int row, int t) { return f[row * span + t]; };
+  const float v64 = 64.0f / 127.0f;
+  // Onset rows.
+  EXPECT_EQ(at(0, 0), 1.0f);
+  EXPECT_EQ(at(0, 9), 1.0f);
+  EXPECT_EQ(at(0, 1), 0.0f);
+  EXPECT_EQ(at(60 - 21, 5), 1.0f);
+  EXPECT_EQ(at(60 - 21, 0), 0.0f);  // held, not struck here
+  // Frame rows: key 60 on [0, 3) at 64, off on [3, 5), on at 127 from 5.
+  for (int t = 0; t < 3; ++t) EXPECT_EQ(at(88 + 39, t), v64) << t;
+  for (int t = 3; t < 5; ++t) EXPECT_EQ(at(88 + 39, t), 0.0f) << t;
+  for (int t = 5; t < 10; ++t) EXPECT_EQ(at(88 + 39, t), 1.0f) << t;
+  // Key 21 sounds from 0 to the end (never released).
+  for (int t = 0; t < 10; ++t) EXPECT_EQ(at(88, t), 1.0f) << t;
+  // Pedal.
+  for (int t = 0; t < 10; ++t) EXPECT_EQ(at(176, t), t >= 2 && t < 4 ? 1.0f : 0.0f) << t;
+  // Nothing else.
+  float total = 0;
+  for (float x : f) total += x;
+  EXPECT_FLOAT_EQ(total, 2.0f + 1.0f + 3 * v64 + 5.0f + 10.0f + 2.0f);
+}
+
+TEST(BatchTensorsTest, RetouchAndZeroLengthNotesPairFirstInFirstOut) {
+  const int64_t span = 12;
+  // Key 40, consistent with first-in-first-out note-off pairing: A [-5, 6) v10
+  // held; B [2, 9) v100 overlapping it; C [6, 9) v50 struck where A ends; D
+  // [9, 9) v70 of zero length where B and C end; E [10, 12) v30 ending at the
+  // span's end.
+  std::vector<TestNote> notes = {{-5, 6, 40, 10}, {2, 9, 40, 100}, {6, 9, 40, 50},
+                                 {9, 9, 40, 70},  {10, 12, 40, 30}};
+  const SparseEvents e = EventsOf(notes, {}, 0, span);
+  ASSERT_TRUE(CheckSparseEvents(e, span).ok());
+  std::vector<float> f(177 * span, 0.0f);
+  FillFeatures(e, span, f.data());
+  EXPECT_EQ(f, NaiveFeatures(notes, {}, 0, span));
+}
+
+TEST(BatchTensorsTest, RandomEventsMatchNaiveLoopBothMethods) {
+  std::mt19937_64 rng(12345);
+  const int64_t span = 96;
+  for (int round = 0; round < 40; ++round) {
+    BatchData batch;
+    std::vector<std::vector<float>> expected;
+    for (int w = 0; w < 3; ++w) {
+      std::vector<TestNote> notes;
+      std::vector<TestPedal> pedal;
+      const int64_t a = 1000 + 37 * w;
+      RandomNotes(rng, a, span, &notes, &pedal);
+      WindowData d;
+      d.index = static_cast<uint64_t>(round * 3 + w);
+      d.audio.assign(span, 0);
+      d.reference.assign(7, 0);
+      d.conditioning = EventsOf(notes, pedal, a, span);
+      batch.windows.push_back(std::move(d));
+      expected.push_back(NaiveFeatures(notes, pedal, a, span));
+    }
+    for (FeatureMethod method : {FeatureMethod::kDirect, FeatureMethod::kScatter}) {
+      BatchTensorOptions o;
+      o.features = method;
+      absl::StatusOr<BatchTensors> t = ToTensors(batch, o);
+      ASSERT_TRUE(t.ok()) << t.status();
+      ASSERT_EQ(t->features.sizes(), (std::vector<int64_t>{3, 177, span}));
+      ASSERT_EQ(t->features.dtype(), torch::kFloat32);
+      for (int w = 0; w < 3; ++w) {
+        torch::Tensor want = torch::from_blob(expected[w].data(), {177, span}, torch::kFloat32);
+        ASSERT_TRUE(torch::equal(t->features[w], want))
+            << "round " << round << " window " << w << " method " << static_cast<int>(method)
+            << " max diff " << (t->features[w] - want).abs().max().item<float>();
+      }
+    }
+  }
+}
+
+TEST(BatchTensorsTest, DenseEncodingGivesTheSameFeatures) {
+  std::mt19937_64 rng(7);
+  const int64_t span = 64;
+  BatchData batch;
+  for (int w = 0; w < 4; ++w) {
+    std::vector<TestNote> notes;
+    std::vector<TestPedal> pedal;
+    RandomNotes(rng, 500, span, &notes, &pedal);
+    WindowData d;
+    d.audio.assign(span, 0);
+    d.reference.assign(5, 0);
+    d.conditioning = EventsOf(notes, pedal, 500, span);
+    d.dense = NaiveDense(notes, pedal, 500, span);
+    batch.windows.push_back(std::move(d));
+  }
+  BatchTensorOptions sparse, dense;
+  dense.from_dense = true;
+  absl::StatusOr<BatchTensors> a = ToTensors(batch, sparse);
+  absl::StatusOr<BatchTensors> b = ToTensors(batch, dense);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(torch::equal(a->features, b->features));
+}
+
+TEST(BatchTensorsTest, AudioScaledToUnitRange) {
+  BatchData batch;
+  for (int w = 0; w < 2; ++w) {
+    WindowData d;
+    d.index = 10 + w;
+    d.audio = {-32768, -1, 0, 1, 32767};
+    d.reference = {static_cast<int16_t>(w), 16384, -16384};
+    batch.windows.push_back(std::move(d));
+  }
+  absl::StatusOr<BatchTensors> t = ToTensors(batch);
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->audio.sizes(), (std::vector<int64_t>{2, 5}));
+  ASSERT_EQ(t->reference.sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(t->audio[1][0].item<float>(), -1.0f);
+  EXPECT_EQ(t->audio[1][1].item<float>(), -1.0f / 32768);
+  EXPECT_EQ(t->audio[0][2].item<float>(), 0.0f);
+  EXPECT_EQ(t->audio[0][4].item<float>(), 32767.0f / 32768);
+  EXPECT_EQ(t->reference[1][0].item<float>(), 1.0f / 32768);
+  EXPECT_EQ(t->reference[0][1].item<float>(), 0.5f);
+  EXPECT_EQ(t->reference[0][2].item<float>(), -0.5f);
+  EXPECT_EQ(t->index[0].item<int64_t>(), 10);
+  EXPECT_EQ(t->index[1].item<int64_t>(), 11);
+  EXPECT_EQ(t->features.sizes(), (std::vector<int64_t>{2, 177, 5}));
+  EXPECT_EQ(t->features.abs().sum().item<float>(), 0.0f);
+}
+
+// Each kind of malformed input is refused with the field named.
+TEST(BatchTensorsTest, BadInputNamesTheField) {
+  auto base = [] {
+    BatchData b;
+    WindowData d;
+    d.audio.assign(8, 0);
+    d.reference.assign(4, 0);
+    d.conditioning.onset_sample = {1};
+    d.conditioning.onset_key = {60};
+    d.conditioning.onset_velocity = {90};
+    b.windows.push_back(d);
+    b.windows.push_back(d);
+    return b;
+  };
+  ASSERT_TRUE(ToTensors(base()).ok());
+  struct Case {
+    std::string name;
+    std::function<void(BatchData&)> spoil;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"empty batch", [](BatchData& b) { b.windows.clear(); }, "no windows"},
+      {"audio length", [](BatchData& b) { b.windows[1].audio.resize(7); }, "window 1"},
+      {"reference length", [](BatchData& b) { b.windows[1].reference.resize(3); }, "reference has 3"},
+      {"onset outside", [](BatchData& b) { b.windows[0].conditioning.onset_sample = {8}; }, "onset_sample[0]"},
+      {"onset key", [](BatchData& b) { b.windows[0].conditioning.onset_key = {20}; }, "onset_key[0]"},
+      {"velocity 0", [](BatchData& b) { b.windows[0].conditioning.onset_velocity = {0}; }, "onset_velocity[0]"},
+      {"parallel arrays", [](BatchData& b) { b.windows[0].conditioning.onset_key.push_back(61); }, "lengths differ"},
+      {"offset outside", [](BatchData& b) {
+         b.windows[0].conditioning.offset_sample = {9};
+         b.windows[0].conditioning.offset_key = {60};
+       }, "offset_sample[0]"},
+      {"held key", [](BatchData& b) {
+         b.windows[0].conditioning.held_key = {109};
+         b.windows[0].conditioning.held_velocity = {5};
+       }, "held_key[0]"},
+      {"pedal empty", [](BatchData& b) {
+         b.windows[0].conditioning.pedal_start = {3};
+         b.windows[0].conditioning.pedal_end = {3};
+       }, "pedal interval 0"},
+      {"pedal overlap", [](BatchData& b) {
+         b.windows[0].conditioning.pedal_start = {1, 2};
+         b.windows[0].conditioning.pedal_end = {4, 5};
+       }, "overlaps"},
+  };
+  for (const Case& c : cases) {
+    BatchData b = base();
+    c.spoil(b);
+    absl::StatusOr<BatchTensors> t = ToTensors(b);
+    ASSERT_FALSE(t.ok()) << c.name;
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_THAT(std::string(t.status().message()), HasSubstr(c.message)) << c.name;
+  }
+  BatchTensorOptions dense;
+  dense.from_dense = true;
+  absl::StatusOr<BatchTensors> t = ToTensors(base(), dense);
+  ASSERT_FALSE(t.ok());
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("dense has 0 bytes"));
+}
+
+TEST(BatchTensorsTest, CudaWithoutGpuIsFailedPrecondition) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a GPU is present";
+  BatchData b;
+  b.windows.resize(1);
+  b.windows[0].audio.assign(4, 0);
+  b.windows[0].reference.assign(4, 0);
+  BatchTensorOptions o;
+  o.device = torch::Device(torch::kCUDA, 0);
+  absl::StatusOr<BatchTensors> t = ToTensors(b, o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(BatchTensorsTest, CudaMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  std::mt19937_64 rng(99);
+  const int64_t span = 300;
+  BatchData batch;
+  for (int w = 0; w < 5; ++w) {
+    std::vector<TestNote> notes;
+    std::vector<TestPedal> pedal;
+    RandomNotes(rng, 2000, span, &notes, &pedal);
+    WindowData d;
+    d.index = w;
+    for (int64_t i = 0; i < span; ++i) d.audio.push_back(static_cast<int16_t>(rng()));
+    for (int i = 0; i < 50; ++i) d.reference.push_back(static_cast<int16_t>(rng()));
+    d.conditioning = EventsOf(notes, pedal, 2000, span);
+    d.dense = NaiveDense(notes, pedal, 2000, span);
+    batch.windows.push_back(std::move(d));
+  }
+  absl::StatusOr<BatchTensors> cpu = ToTensors(batch);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  for (FeatureMethod method : {FeatureMethod::kScatter, FeatureMethod::kDirect}) {
+    for (bool from_dense : {false, true}) {
+      BatchTensorOptions o;
+      o.device = torch::Device(torch::kCUDA, 0);
+      o.features = method;
+      o.from_dense = from_dense;
+      absl::StatusOr<BatchTensors> gpu = ToTensors(batch, o);
+      ASSERT_TRUE(gpu.ok()) << gpu.status();
+      EXPECT_TRUE(gpu->features.is_cuda());
+      EXPECT_TRUE(torch::equal(gpu->audio.cpu(), cpu->audio));
+      EXPECT_TRUE(torch::equal(gpu->reference.cpu(), cpu->reference));
+      EXPECT_TRUE(torch::equal(gpu->features.cpu(), cpu->features))
+          << "method " << static_cast<int>(method) << " dense " << from_dense;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pianola
