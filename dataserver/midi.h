@@ -61,10 +61,14 @@ struct Warnings {
   int trailing_bytes = 0;      // bytes after the last track chunk (ignored)
   int unknown_chunks = 0;      // non-MTrk chunks (skipped per the spec)
   int missing_end_of_track = 0;  // track ended without FF 2F 00
+  int header_mismatches = 0;     // format-0 header declaring several tracks (all read)
   int Total() const {
     return unclosed_notes + orphan_note_offs + zero_length_notes + trailing_bytes +
-           unknown_chunks + missing_end_of_track;
+           unknown_chunks + missing_end_of_track + header_mismatches;
   }
+  // "2 unclosed notes (closed at end of track), 1 orphan note-offs (ignored)";
+  // empty when there are none.
+  std::string Summary() const;
 };
 
 struct Performance {
