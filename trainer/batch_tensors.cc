@@ -16,7 +16,7 @@ namespace {
 
 constexpr float kVelocityScale = 127.0f;
 constexpr float kAudioScale = 32768.0f;
-constexpr int kHighestKey = kLowestKey + kKeys - 1;
+constexpr int kHighestKey = kFeatureLowestKey + kFeatureKeys - 1;
 
 // A constant stretch [start, end) of one feature row, in velocity units
 // (pedal: 127).
@@ -78,7 +78,7 @@ void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* se
     const uint32_t key = hi < held.size() && (ei >= events.size() || held[hi].first <= events[ei].key)
                              ? held[hi].first
                              : events[ei].key;
-    const int row = kFrameRow + static_cast<int>(key) - kLowestKey;
+    const int row = kFrameRow + static_cast<int>(key) - kFeatureLowestKey;
     active.clear();
     for (; hi < held.size() && held[hi].first == key; ++hi) active.push_back(held[hi].second);
     int value = max_active();
@@ -100,7 +100,7 @@ void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* se
         onset_value = std::max(onset_value, events[ei].velocity);
       }
       if (onset_value > 0) {
-        impulses->push_back({kOnsetRow + static_cast<int>(key) - kLowestKey, t, onset_value});
+        impulses->push_back({kOnsetRow + static_cast<int>(key) - kFeatureLowestKey, t, onset_value});
       }
       // Offsets beyond the notes sounding before t end notes starting at t.
       const size_t zero_length = std::min(offsets - ended, active.size() - first_new);
@@ -165,12 +165,12 @@ torch::Tensor AudioTensor(const BatchData& batch, bool reference, int64_t n,
 
 torch::Tensor DirectFeatures(const BatchData& batch, int64_t span, const BatchTensorOptions& o) {
   const int64_t b = static_cast<int64_t>(batch.windows.size());
-  torch::Tensor out = torch::zeros({b, kConditioningChannels, span},
+  torch::Tensor out = torch::zeros({b, kFeatureChannels, span},
                                    Staging(torch::kFloat32, o));
   float* p = out.data_ptr<float>();
   at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      FillFeatures(batch.windows[i].conditioning, span, p + i * kConditioningChannels * span);
+      FillFeatures(batch.windows[i].conditioning, span, p + i * kFeatureChannels * span);
     }
   });
   return o.device.is_cpu() ? out : out.to(o.device, o.non_blocking);
@@ -186,7 +186,7 @@ torch::Tensor ScatterFeatures(const BatchData& batch, int64_t span, const BatchT
     segments.clear();
     impulses.clear();
     BuildSegments(batch.windows[i].conditioning, span, &segments, &impulses);
-    const int64_t base = i * kConditioningChannels * span;
+    const int64_t base = i * kFeatureChannels * span;
     for (const Segment& s : segments) {
       delta_at.push_back(base + s.row * span + s.start);
       delta_value.push_back(static_cast<int16_t>(s.value));
@@ -206,22 +206,22 @@ torch::Tensor ScatterFeatures(const BatchData& batch, int64_t span, const BatchT
     return o.device.is_cpu() ? t : t.to(o.device, o.non_blocking);
   };
   const auto on_device = torch::TensorOptions().dtype(torch::kInt16).device(o.device);
-  torch::Tensor levels = torch::zeros({b * kConditioningChannels * span}, on_device);
+  torch::Tensor levels = torch::zeros({b * kFeatureChannels * span}, on_device);
   if (!delta_at.empty()) {
     levels.index_put_({upload(delta_at, torch::kInt64)}, upload(delta_value, torch::kInt16),
                       /*accumulate=*/true);
   }
-  levels = levels.view({b, kConditioningChannels, span}).cumsum(2, torch::kInt16).view({-1});
+  levels = levels.view({b, kFeatureChannels, span}).cumsum(2, torch::kInt16).view({-1});
   if (!impulse_at.empty()) {
     levels.index_put_({upload(impulse_at, torch::kInt64)}, upload(impulse_value, torch::kInt16));
   }
-  return levels.view({b, kConditioningChannels, span}).to(torch::kFloat32).div_(kVelocityScale);
+  return levels.view({b, kFeatureChannels, span}).to(torch::kFloat32).div_(kVelocityScale);
 }
 
 torch::Tensor DenseFeatures(const BatchData& batch, int64_t span, const BatchTensorOptions& o) {
   const int64_t b = static_cast<int64_t>(batch.windows.size());
-  const int64_t n = kConditioningChannels * span;
-  torch::Tensor staging = torch::empty({b, kConditioningChannels, span}, Staging(torch::kUInt8, o));
+  const int64_t n = kFeatureChannels * span;
+  torch::Tensor staging = torch::empty({b, kFeatureChannels, span}, Staging(torch::kUInt8, o));
   uint8_t* p = staging.data_ptr<uint8_t>();
   for (int64_t i = 0; i < b; ++i) std::memcpy(p + i * n, batch.windows[i].dense.data(), n);
   torch::Tensor t = o.device.is_cpu() ? staging : staging.to(o.device, o.non_blocking);
@@ -246,7 +246,7 @@ absl::Status CheckBatch(const BatchData& batch, const BatchTensorOptions& o, int
                                                      " samples, window 0 has ", *reference));
     }
     if (o.from_dense) {
-      if (static_cast<int64_t>(w.dense.size()) != kConditioningChannels * *span) {
+      if (static_cast<int64_t>(w.dense.size()) != kFeatureChannels * *span) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ": dense has ", w.dense.size(), " bytes, expected 177 x ", *span,
                          " (was the batch requested with dense_conditioning?)"));
@@ -271,7 +271,7 @@ absl::Status CheckSparseEvents(const SparseEvents& e, int64_t span) {
   }
   if (e.held_velocity.size() != e.held_key.size()) return bad("held_key/held_velocity lengths differ");
   if (e.pedal_end.size() != e.pedal_start.size()) return bad("pedal_start/pedal_end lengths differ");
-  auto key_ok = [](uint32_t k) { return k >= kLowestKey && k <= kHighestKey; };
+  auto key_ok = [](uint32_t k) { return k >= kFeatureLowestKey && k <= kHighestKey; };
   auto velocity_ok = [](uint32_t v) { return v >= 1 && v <= 127; };
   for (size_t i = 0; i < e.onset_sample.size(); ++i) {
     if (e.onset_sample[i] >= span) return bad("onset_sample[", i, "] = ", e.onset_sample[i], " not < span ", span);

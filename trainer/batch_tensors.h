@@ -40,12 +40,12 @@
 
 namespace pianola {
 
-inline constexpr int kConditioningChannels = 177;
+inline constexpr int kFeatureChannels = 177;
 inline constexpr int kOnsetRow = 0;    // rows 0..87
 inline constexpr int kFrameRow = 88;   // rows 88..175
 inline constexpr int kPedalRow = 176;
-inline constexpr int kLowestKey = 21;  // row offset 0 within a group
-inline constexpr int kKeys = 88;
+inline constexpr int kFeatureLowestKey = 21;  // row offset 0 within a group
+inline constexpr int kFeatureKeys = 88;
 
 enum class FeatureMethod { kAuto, kDirect, kScatter };
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -395,6 +397,30 @@ TEST(BatchTensorsTest, CudaMatchesCpu) {
           << "method " << static_cast<int>(method) << " dense " << from_dense;
     }
   }
+}
+
+// The trainer process holds Debian's gRPC, protobuf and Abseil next to
+// LibTorch (which carries a private protobuf for ONNX). This runs both in one
+// process: a gRPC call with a serialized request (to an address where nothing
+// listens), then tensor work, then the client's teardown.
+TEST(BatchTensorsTest, GrpcClientAndLibTorchShareAProcess) {
+  DataClientOptions o;
+  o.servers = {"127.0.0.1:1"};
+  o.max_failovers = 1;
+  o.retry_backoff = absl::Milliseconds(1);
+  o.max_retry_backoff = absl::Milliseconds(1);
+  absl::StatusOr<std::unique_ptr<DataClient>> client = DataClient::Create(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  absl::StatusOr<std::optional<BatchData>> b = (*client)->Next();
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kUnavailable) << b.status();
+  BatchData batch;
+  batch.windows.resize(1);
+  batch.windows[0].audio.assign(16, 100);
+  batch.windows[0].reference.assign(16, -100);
+  absl::StatusOr<BatchTensors> t = ToTensors(batch);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_FLOAT_EQ(t->audio.sum().item<float>(), 16 * 100 / 32768.0f);
 }
 
 }  // namespace
