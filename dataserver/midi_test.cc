@@ -552,6 +552,8 @@ TEST(MidiFixtureTest, InfoMatchesIndependentComputation) {
     EXPECT_EQ(p->warnings.unclosed_notes, num("unclosed_notes"));
     EXPECT_EQ(p->warnings.orphan_note_offs, num("orphan_note_offs"));
     EXPECT_EQ(p->warnings.zero_length_notes, num("zero_length_notes"));
+    EXPECT_EQ(p->warnings.trailing_bytes, num("trailing_bytes"));
+    EXPECT_EQ(p->warnings.unknown_chunks, num("unknown_chunks"));
     EXPECT_EQ(p->warnings.missing_end_of_track, num("missing_end_of_track"));
     EXPECT_EQ(p->warnings.header_mismatches, num("header_mismatches"));
     EXPECT_EQ(static_cast<double>(SustainIntervals(*p).size()), num("sustain_intervals"));

@@ -13,6 +13,8 @@ and commit the output. Files written per fixture STEM:
     STEM.notes.tsv   exact `pianola-dataserver midi-dump STEM.mid` stdout
     STEM.pedal.tsv   exact `pianola-dataserver midi-dump STEM.mid --pedal` stdout
     STEM.info.tsv    format, tracks, counts, end times, repaired-defect counts
+    STEM.onsets250.tsv  the 250 fps onset roll, sparse: "shape 88 F", then
+                     "key frame velocity" per nonzero cell (value = velocity/127)
     STEM.onsetsFPS.npy / STEM.framesFPS.npy  (a few small fixtures only) exact
                      `pianoroll` output, written by numpy.save
 plus pretty_midi_differences.tsv: per fixture, how pretty_midi's notes differ.
@@ -121,12 +123,28 @@ class Clock:
         return seg[1] + float(tick - seg[0]) * seg[2]
 
 
+def chunk_warnings(data, ntrks, warn):
+    """Counts chunks that are not MTrk before the last declared track, and
+    bytes after it (both skipped by the reader)."""
+    p = 8 + int.from_bytes(data[4:8], "big")
+    tracks = 0
+    while tracks < ntrks:
+        size = int.from_bytes(data[p + 4:p + 8], "big")
+        if data[p:p + 4] == b"MTrk":
+            tracks += 1
+        else:
+            warn["unknown_chunks"] += 1
+        p += 8 + size
+    warn["trailing_bytes"] += len(data) - p
+
+
 def analyze(path):
     data = smf_bytes(path)
     fmt, ntrks, div = header(data)
     mf = mido.MidiFile(file=io.BytesIO(data))
     info = collections.OrderedDict(format=fmt, tracks=len(mf.tracks))
     warn = collections.Counter()
+    chunk_warnings(data, ntrks, warn)
     if fmt == 0 and ntrks != 1:
         warn["header_mismatches"] += 1
     notes = []  # [pitch, velocity, start_tick, end_tick, channel, track]
@@ -203,8 +221,8 @@ def analyze(path):
     info["end_seconds"] = "%.9f" % end_seconds
     info["piano_end_seconds"] = "%.9f" % piano_end
     info["sustain_intervals"] = len(intervals)
-    for k in ("unclosed_notes", "orphan_note_offs", "zero_length_notes", "missing_end_of_track",
-              "header_mismatches"):
+    for k in ("unclosed_notes", "orphan_note_offs", "zero_length_notes", "trailing_bytes",
+              "unknown_chunks", "missing_end_of_track", "header_mismatches"):
         info[k] = warn[k]
     return info, piano, pedal, piano_end
 
@@ -265,6 +283,11 @@ def main():
         with open(os.path.join(OUT, stem + ".info.tsv"), "w") as f:
             for k, v in info.items():
                 f.write("%s\t%s\n" % (k, v))
+        onsets = roll(piano, piano_end, "onsets", 250.0)
+        with open(os.path.join(OUT, stem + ".onsets250.tsv"), "w") as f:
+            f.write("shape\t%d\t%d\n" % onsets.shape)
+            for key, frame in zip(*np.nonzero(onsets)):
+                f.write("%d\t%d\t%d\n" % (key, frame, round(float(onsets[key, frame]) * 127)))
         for kind, fps in ROLL_FIXTURES.get(stem, []):
             np.save(os.path.join(OUT, "%s.%s%d.npy" % (stem, kind, fps)), roll(piano, piano_end, kind, fps))
         err, ours_only, theirs_only = pretty_midi_diff(path, piano)
