@@ -1,0 +1,353 @@
+#include "trainer/experiment_config.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pianola {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A minimal valid config; tests append or replace fields.
+constexpr char kValid[] = R"pb(
+  model { preset: "tiny" }
+  data { servers: "localhost:5000" }
+  steps: 10
+)pb";
+
+std::string SourceDir() {
+  const char* dir = std::getenv("PIANOLA_SOURCE_DIR");
+  return dir ? dir : ".";
+}
+
+absl::StatusOr<TrainOptions> Parse(const std::string& text, const ConfigOverrides& o = {}) {
+  return ParseExperimentConfig(text, "exp.textproto", o);
+}
+
+TEST(ExperimentConfigTest, MinimalConfigGetsDocumentedDefaults) {
+  absl::StatusOr<TrainOptions> o = Parse(kValid);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->name, "exp");  // the file's stem
+  EXPECT_EQ(o->preset, "tiny");
+  EXPECT_EQ(o->model.decoder.kind, DecoderKind::kAutoregressive);
+  EXPECT_EQ(o->data.servers, std::vector<std::string>{"localhost:5000"});
+  EXPECT_EQ(o->data.train_split, DataSplit::kTrain);
+  EXPECT_EQ(o->data.validation_split, DataSplit::kValidation);
+  EXPECT_EQ(o->data.window_samples, 8000u);
+  EXPECT_EQ(o->data.reference_samples, 16000u);
+  EXPECT_EQ(o->data.batch_size, 8u);
+  EXPECT_EQ(o->data.context_samples, static_cast<uint32_t>(ContextSamples(o->model)));
+  EXPECT_GT(o->data.context_samples, 0u);
+  EXPECT_EQ(o->optimizer.kind, OptimizerKind::kAdam);
+  EXPECT_DOUBLE_EQ(o->optimizer.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(o->optimizer.weight_decay, 0.0);
+  EXPECT_DOUBLE_EQ(o->schedule.lr, 1e-3);
+  EXPECT_EQ(o->schedule.total_steps, 10);
+  EXPECT_EQ(o->schedule.decay, LrDecay::kCosine);
+  EXPECT_DOUBLE_EQ(o->grad_clip_norm, 1.0);
+  EXPECT_FALSE(o->ema.enabled);
+  EXPECT_EQ(o->steps, 10);
+  EXPECT_EQ(o->device, TrainDevice::kAuto);
+  EXPECT_EQ(o->precision, TrainPrecision::kAuto);
+  EXPECT_EQ(o->checkpoint.every_steps, 1000);
+  EXPECT_EQ(o->checkpoint.keep_last, 3);
+  EXPECT_EQ(o->validation.every_steps, 1000);
+  EXPECT_EQ(o->validation.batches, 4);
+  EXPECT_EQ(o->log_every_steps, 10);
+  EXPECT_EQ(o->max_consecutive_nonfinite, 10);
+  EXPECT_GE(o->cpu_threads, 1);
+  EXPECT_FALSE(o->config_bytes.empty());
+}
+
+TEST(ExperimentConfigTest, EveryFieldIsRead) {
+  absl::StatusOr<TrainOptions> o = Parse(R"pb(
+    name: "full"
+    model {
+      preset: "tiny"
+      decoder_kind: "parallel"
+      decoder { cycles: 3 residual_channels: 8 gate_channels: 12 skip_channels: 10 }
+      encoder { kind: "raw_dilated" channels: 8 z_dim: 4 }
+      loss { waveform_l1_weight: 0.5 }
+    }
+    data {
+      servers: "a:1" servers: "b:2" dataset: "pianos" train_split: "validation"
+      validation_split: "test" window_samples: 100 reference_samples: 200 batch_size: 3
+      context_samples: 500 prefetch_batches: 2
+    }
+    optimizer { kind: "adamw" lr: 0.01 beta1: 0.8 beta2: 0.99 eps: 1e-6 weight_decay: 0.1 }
+    schedule { warmup_steps: 5 decay: "exponential" min_lr: 0.001 decay_rate: 0.9 decay_steps: 7 }
+    grad_clip_norm: 0
+    ema { enabled: true decay: 0.99 }
+    seed: 42
+    steps: 50
+    device: "cuda:1"
+    precision: "bf16"
+    checkpoint { every_steps: 0 keep_last: 0 }
+    validation { every_steps: 0 batches: 9 }
+    log_every_steps: 1
+    max_consecutive_nonfinite: 0
+    cpu_threads: 3
+  )pb");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->name, "full");
+  EXPECT_EQ(o->model.decoder.kind, DecoderKind::kParallel);
+  EXPECT_EQ(o->model.decoder.cycles, 3);
+  EXPECT_EQ(o->model.decoder.residual_channels, 8);
+  EXPECT_EQ(o->model.decoder.gate_channels, 12);
+  EXPECT_EQ(o->model.decoder.skip_channels, 10);
+  EXPECT_EQ(o->model.encoder.kind, EncoderKind::kRawDilated);
+  EXPECT_EQ(o->model.encoder.channels, 8);
+  EXPECT_EQ(o->model.encoder.z_dim, 4);
+  EXPECT_DOUBLE_EQ(o->model.loss.waveform_l1_weight, 0.5);
+  EXPECT_EQ(o->data.servers, (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_EQ(o->data.dataset, "pianos");
+  EXPECT_EQ(o->data.train_split, DataSplit::kValidation);
+  EXPECT_EQ(o->data.validation_split, DataSplit::kTest);
+  EXPECT_EQ(o->data.window_samples, 100u);
+  EXPECT_EQ(o->data.reference_samples, 200u);
+  EXPECT_EQ(o->data.batch_size, 3u);
+  EXPECT_EQ(o->data.context_samples, 500u);
+  EXPECT_EQ(o->data.prefetch_batches, 2);
+  EXPECT_EQ(o->optimizer.kind, OptimizerKind::kAdamW);
+  EXPECT_DOUBLE_EQ(o->optimizer.lr, 0.01);
+  EXPECT_DOUBLE_EQ(o->optimizer.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(o->optimizer.beta2, 0.99);
+  EXPECT_DOUBLE_EQ(o->optimizer.eps, 1e-6);
+  EXPECT_DOUBLE_EQ(o->optimizer.weight_decay, 0.1);
+  EXPECT_EQ(o->schedule.warmup_steps, 5);
+  EXPECT_EQ(o->schedule.decay, LrDecay::kExponential);
+  EXPECT_DOUBLE_EQ(o->schedule.min_lr, 0.001);
+  EXPECT_DOUBLE_EQ(o->schedule.decay_rate, 0.9);
+  EXPECT_EQ(o->schedule.decay_steps, 7);
+  EXPECT_DOUBLE_EQ(o->grad_clip_norm, 0.0);
+  EXPECT_TRUE(o->ema.enabled);
+  EXPECT_DOUBLE_EQ(o->ema.decay, 0.99);
+  EXPECT_EQ(o->seed, 42u);
+  EXPECT_EQ(o->steps, 50);
+  EXPECT_EQ(o->device, TrainDevice::kCuda);
+  EXPECT_EQ(o->device_index, 1);
+  EXPECT_EQ(o->precision, TrainPrecision::kBf16);
+  EXPECT_EQ(o->checkpoint.every_steps, 0);
+  EXPECT_EQ(o->checkpoint.keep_last, 0);
+  EXPECT_EQ(o->validation.every_steps, 0);
+  EXPECT_EQ(o->validation.batches, 9);
+  EXPECT_EQ(o->log_every_steps, 1);
+  EXPECT_EQ(o->max_consecutive_nonfinite, 0);
+  EXPECT_EQ(o->cpu_threads, 3);
+}
+
+TEST(ExperimentConfigTest, JsonAndTextGiveTheSameOptions) {
+  absl::StatusOr<TrainOptions> text = ParseExperimentConfig(
+      R"pb(model { preset: "tiny" } data { servers: "h:1" batch_size: 2 } steps: 7
+           optimizer { lr: 0.5 })pb",
+      "exp.textproto");
+  absl::StatusOr<TrainOptions> json = ParseExperimentConfig(
+      R"({"model": {"preset": "tiny"}, "data": {"servers": ["h:1"], "batchSize": 2},
+          "steps": "7", "optimizer": {"lr": 0.5}})",
+      "exp.json");
+  ASSERT_TRUE(text.ok()) << text.status();
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(text->config_bytes, json->config_bytes);
+  // JSON is recognized by content too.
+  EXPECT_TRUE(ParseExperimentConfig(R"(  {"model": {"preset": "tiny"}, "data": {"servers": ["h:1"]},
+          "steps": 1})", "exp.conf").ok());
+}
+
+TEST(ExperimentConfigTest, OverridesWinAndAreStored) {
+  ConfigOverrides o;
+  o.data_servers = std::vector<std::string>{"x:7", "y:8"};
+  o.dataset = "other";
+  o.steps = 99;
+  o.device = "cpu";
+  o.seed = 1234;
+  absl::StatusOr<TrainOptions> opts = Parse(kValid, o);
+  ASSERT_TRUE(opts.ok()) << opts.status();
+  EXPECT_EQ(opts->data.servers, (std::vector<std::string>{"x:7", "y:8"}));
+  EXPECT_EQ(opts->data.dataset, "other");
+  EXPECT_EQ(opts->steps, 99);
+  EXPECT_EQ(opts->schedule.total_steps, 99);
+  EXPECT_EQ(opts->device, TrainDevice::kCpu);
+  EXPECT_EQ(opts->seed, 1234u);
+  // The stored bytes carry the overrides.
+  absl::StatusOr<TrainOptions> back = TrainOptionsFromConfigBytes(opts->config_bytes, "ckpt");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->steps, 99);
+  EXPECT_EQ(back->seed, 1234u);
+  EXPECT_EQ(back->data.servers, opts->data.servers);
+  EXPECT_EQ(back->name, "exp");
+  EXPECT_EQ(back->config_bytes, opts->config_bytes);
+  // Flags can supply fields the file lacks.
+  ConfigOverrides steps_only;
+  steps_only.steps = 3;
+  steps_only.data_servers = std::vector<std::string>{"z:1"};
+  EXPECT_TRUE(Parse(R"pb(model { preset: "tiny" })pb", steps_only).ok());
+}
+
+struct BadCase {
+  std::string config;
+  std::string message;  // expected substring
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfigTest, IsInvalidArgumentNamingFileAndField) {
+  absl::StatusOr<TrainOptions> o = Parse(GetParam().config);
+  ASSERT_FALSE(o.ok()) << GetParam().config;
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << o.status();
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("exp.textproto"));
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr(GetParam().message));
+}
+
+// The valid config with extra fields inside model {}, data {} or at the top
+// (which may set `steps` itself).
+std::string Config(const std::string& top, const std::string& model = "",
+                   const std::string& data = "") {
+  return absl::StrCat("model { preset: \"tiny\" ", model, " }\n",
+                      "data { servers: \"localhost:5000\" ", data, " }\n", top,
+                      absl::StartsWith(top, "steps:") ? "" : "\nsteps: 10");
+}
+std::string With(const std::string& top) { return Config(top); }
+std::string M(const std::string& model) { return Config("", model); }
+std::string D(const std::string& data) { return Config("", "", data); }
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryClass, BadConfigTest,
+    ::testing::Values(
+        // Syntax and schema.
+        BadCase{"model { preset: \"tiny\" ", "exp.textproto:1:"},
+        BadCase{With("learning_rate: 3"), "learning_rate"},
+        BadCase{D("window: 3"), "window"},
+        BadCase{With("steps: \"ten\""), "steps"},
+        BadCase{With("seed: -1"), "seed"},
+        // Required fields.
+        BadCase{R"pb(data { servers: "h:1" } steps: 1)pb", "model.preset: required"},
+        BadCase{R"pb(model { preset: "tiny" } steps: 1)pb", "data.servers"},
+        BadCase{R"pb(model { preset: "tiny" } data { servers: "h:1" })pb", "steps: required"},
+        // Model choices and values.
+        BadCase{R"pb(model { preset: "huge" } data { servers: "h:1" } steps: 1)pb",
+                "model.preset"},
+        BadCase{M("decoder_kind: \"diffusion\""), "model.decoder_kind"},
+        BadCase{M("decoder { kernel_size: 1 }"), "model.decoder.kernel_size"},
+        BadCase{M("decoder_kind: \"parallel\" decoder { kernel_size: 4 }"),
+                "model.decoder.kernel_size"},
+        BadCase{M("decoder { cycles: 0 }"), "model.decoder.cycles"},
+        BadCase{M("decoder { ar_input: \"onehot\" }"), "model.decoder.ar_input"},
+        BadCase{M("encoder { kind: \"cqt\" }"), "model.encoder.kind"},
+        BadCase{M("encoder { z_dim: 0 }"), "model.encoder.z_dim"},
+        BadCase{M("sample_rate: 10"), "model.sample_rate"},
+        BadCase{M("loss { cross_entropy_weight: -1 }"),
+                "model.loss.cross_entropy_weight"},
+        // Data.
+        BadCase{D("servers: \"nohost\""), "data.servers[1]"},
+        BadCase{D("servers: \"h:0\""), "data.servers[1]"},
+        BadCase{D("servers: \"h:70000\""), "data.servers[1]"},
+        BadCase{D("window_samples: 0"), "data.window_samples"},
+        BadCase{D("reference_samples: 2000000"), "data.reference_samples"},
+        BadCase{D("batch_size: 0"), "data.batch_size"},
+        BadCase{D("batch_size: 2000"), "data.batch_size"},
+        BadCase{D("context_samples: 1"), "data.context_samples"},
+        BadCase{D("prefetch_batches: 0"), "data.prefetch_batches"},
+        BadCase{D("train_split: \"dev\""), "data.train_split"},
+        BadCase{D("validation_split: \"\""), "data.validation_split"},
+        // Optimizer and schedule.
+        BadCase{With("optimizer { kind: \"sgd\" }"), "optimizer.kind"},
+        BadCase{With("optimizer { lr: 0 }"), "optimizer.lr"},
+        BadCase{With("optimizer { lr: nan }"), "optimizer.lr"},
+        BadCase{With("optimizer { beta1: 1 }"), "optimizer.beta1"},
+        BadCase{With("optimizer { beta2: -0.1 }"), "optimizer.beta2"},
+        BadCase{With("optimizer { eps: 0 }"), "optimizer.eps"},
+        BadCase{With("optimizer { weight_decay: 2 }"), "optimizer.weight_decay"},
+        BadCase{With("schedule { warmup_steps: 11 }"), "schedule.warmup_steps"},
+        BadCase{With("schedule { decay: \"linear\" }"), "schedule.decay"},
+        BadCase{With("schedule { min_lr: 1 }"), "schedule.min_lr"},
+        BadCase{With("schedule { decay_rate: 0 }"), "schedule.decay_rate"},
+        BadCase{With("schedule { decay_steps: 0 }"), "schedule.decay_steps"},
+        // Run policy.
+        BadCase{With("grad_clip_norm: -1"), "grad_clip_norm"},
+        BadCase{With("grad_clip_norm: inf"), "grad_clip_norm"},
+        BadCase{With("ema { decay: 1 }"), "ema.decay"},
+        BadCase{With("steps: 0"), "steps"},
+        BadCase{With("device: \"tpu\""), "device"},
+        BadCase{With("device: \"cuda:x\""), "device"},
+        BadCase{With("precision: \"fp16\""), "precision"},
+        BadCase{With("device: \"cpu\" precision: \"bf16\""), "precision"},
+        BadCase{With("checkpoint { every_steps: -1 }"), "checkpoint.every_steps"},
+        BadCase{With("checkpoint { keep_last: -2 }"), "checkpoint.keep_last"},
+        BadCase{With("validation { every_steps: -5 }"), "validation.every_steps"},
+        BadCase{With("validation { batches: 0 }"), "validation.batches"},
+        BadCase{With("log_every_steps: 0"), "log_every_steps"},
+        BadCase{With("max_consecutive_nonfinite: -1"), "max_consecutive_nonfinite"},
+        BadCase{With("cpu_threads: 0"), "cpu_threads"},
+        BadCase{With("name: \"a/b\""), "name"}));
+
+TEST(ExperimentConfigTest, JsonUnknownFieldIsAnError) {
+  absl::StatusOr<TrainOptions> o = ParseExperimentConfig(
+      R"({"model": {"preset": "tiny"}, "data": {"servers": ["h:1"]}, "steps": 1, "bogus": 1})",
+      "exp.json");
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("exp.json"));
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("bogus"));
+}
+
+TEST(ExperimentConfigTest, MissingFileIsNotFound) {
+  absl::StatusOr<TrainOptions> o = LoadExperimentConfig("/nonexistent/exp.textproto");
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("/nonexistent/exp.textproto"));
+}
+
+TEST(ExperimentConfigTest, ShippedConfigsLoad) {
+  for (const char* name : {"tiny", "small", "base"}) {
+    const std::string path = absl::StrCat(SourceDir(), "/configs/", name, ".textproto");
+    absl::StatusOr<TrainOptions> o = LoadExperimentConfig(path);
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(o->name, name);
+    EXPECT_EQ(o->preset, name);
+    EXPECT_FALSE(DescribeTrainOptions(*o).empty());
+  }
+}
+
+TEST(ExperimentConfigTest, CorruptStoredConfigIsDataLoss) {
+  EXPECT_EQ(TrainOptionsFromConfigBytes("\xff\xff\xff", "ckpt-5.pt").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(ExperimentConfigTest, ResumeNeedsTheSameModel) {
+  absl::StatusOr<TrainOptions> a = Parse(kValid);
+  ASSERT_TRUE(a.ok());
+  absl::StatusOr<TrainOptions> bigger = Parse(M("decoder { cycles: 3 }"));
+  ASSERT_TRUE(bigger.ok());
+  absl::StatusOr<std::vector<std::string>> r = CheckResumeCompatible(a->config_bytes, *bigger);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("cycles"));
+
+  ConfigOverrides longer;
+  longer.steps = 20;
+  longer.seed = 5;
+  absl::StatusOr<TrainOptions> b = Parse(kValid, longer);
+  ASSERT_TRUE(b.ok());
+  r = CheckResumeCompatible(a->config_bytes, *b);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(*r, ::testing::ElementsAre("seed", "steps"));
+  r = CheckResumeCompatible(a->config_bytes, *a);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+}
+
+TEST(ExperimentConfigTest, ParsesServerLists) {
+  absl::StatusOr<std::vector<std::string>> s = ParseServerList("a:1, b:2,[::1]:3");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_THAT(*s, ::testing::ElementsAre("a:1", "b:2", "[::1]:3"));
+  EXPECT_EQ(ParseServerList("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseServerList("a:1,b").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace pianola
