@@ -169,9 +169,11 @@ void WindowAssembler::FillConditioning(int recording, int64_t s0, int64_t s1,
   });
   c->mutable_offset_sample()->Reserve(static_cast<int>(scratch.offsets.size()));
   c->mutable_offset_key()->Reserve(static_cast<int>(scratch.offsets.size()));
+  c->mutable_offset_velocity()->Reserve(static_cast<int>(scratch.offsets.size()));
   for (const NoteRef& o : scratch.offsets) {
     c->add_offset_sample(static_cast<uint32_t>(o.when - s0));
     c->add_offset_key(o.key);
+    c->add_offset_velocity(velocity[o.index]);
   }
 
   // Pedal intervals overlapping the span (disjoint and sorted, so their ends

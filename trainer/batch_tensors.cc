@@ -48,19 +48,29 @@ struct NoteEvent {
 
 // Expands checked events into per-row constant segments (frames and pedal,
 // disjoint within a row) and onset impulses (unique per row and sample).
+//
+// A key's frame value at sample t is the largest velocity among its notes
+// sounding at t: held ones and those with onset <= t < offset. With
+// offset_velocity, each offset removes a note of that velocity from the
+// sounding set; since the value depends only on the set of velocities, this
+// is exact whichever of several equal-velocity notes really ended. Without it,
+// offsets end the oldest sounding notes first (first-in-first-out, as MIDI
+// note-offs pair), and any further ones end notes struck at that sample.
 void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* segments,
                    std::vector<Impulse>* impulses) {
+  const bool offset_velocities = !e.offset_velocity.empty();
   std::vector<NoteEvent> events;
   events.reserve(e.onset_sample.size() + e.offset_sample.size());
   for (size_t i = 0; i < e.offset_sample.size(); ++i) {
-    events.push_back({e.offset_key[i], e.offset_sample[i], 0, 0});
+    events.push_back({e.offset_key[i], e.offset_sample[i], 0,
+                      offset_velocities ? static_cast<int>(e.offset_velocity[i]) : 0});
   }
   for (size_t i = 0; i < e.onset_sample.size(); ++i) {
     events.push_back({e.onset_key[i], e.onset_sample[i], 1, static_cast<int>(e.onset_velocity[i])});
   }
   // Stable: onsets of one key and sample keep their order (FIFO).
   std::stable_sort(events.begin(), events.end());
-  std::vector<std::pair<uint32_t, int>> held;  // (key, velocity)
+  std::vector<std::pair<uint32_t, int>> held;  // (key, velocity), oldest first per key
   for (size_t i = 0; i < e.held_key.size(); ++i) {
     held.emplace_back(e.held_key[i], static_cast<int>(e.held_velocity[i]));
   }
@@ -68,6 +78,7 @@ void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* se
                    [](const auto& a, const auto& b) { return a.first < b.first; });
 
   std::vector<int> active;  // velocities of sounding notes of one key, oldest first
+  std::vector<int> ended;   // offset velocities at one sample
   auto max_active = [&active] {
     int m = 0;
     for (int v : active) m = std::max(m, v);
@@ -85,14 +96,12 @@ void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* se
     uint32_t segment_start = 0;
     while (ei < events.size() && events[ei].key == key) {
       const uint32_t t = events[ei].sample;
-      size_t offsets = 0;
+      ended.clear();
       for (; ei < events.size() && events[ei].key == key && events[ei].sample == t &&
              events[ei].kind == 0;
            ++ei) {
-        ++offsets;
+        ended.push_back(events[ei].velocity);
       }
-      const size_t ended = std::min(offsets, active.size());
-      active.erase(active.begin(), active.begin() + static_cast<ptrdiff_t>(ended));
       const size_t first_new = active.size();
       int onset_value = 0;
       for (; ei < events.size() && events[ei].key == key && events[ei].sample == t; ++ei) {
@@ -102,10 +111,20 @@ void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* se
       if (onset_value > 0) {
         impulses->push_back({kOnsetRow + static_cast<int>(key) - kFeatureLowestKey, t, onset_value});
       }
-      // Offsets beyond the notes sounding before t end notes starting at t.
-      const size_t zero_length = std::min(offsets - ended, active.size() - first_new);
-      active.erase(active.begin() + static_cast<ptrdiff_t>(first_new),
-                   active.begin() + static_cast<ptrdiff_t>(first_new + zero_length));
+      if (offset_velocities) {
+        // Notes struck at t are in `active` already, so zero-length ones end too.
+        for (int v : ended) {
+          auto it = std::find(active.begin(), active.end(), v);
+          if (it != active.end()) active.erase(it);  // else: no such note; ignored
+        }
+      } else {
+        const size_t old_ended = std::min(ended.size(), first_new);
+        active.erase(active.begin(), active.begin() + static_cast<ptrdiff_t>(old_ended));
+        const size_t now_first_new = first_new - old_ended;
+        const size_t zero_length = std::min(ended.size() - old_ended, active.size() - now_first_new);
+        active.erase(active.begin() + static_cast<ptrdiff_t>(now_first_new),
+                     active.begin() + static_cast<ptrdiff_t>(now_first_new + zero_length));
+      }
       const int next = max_active();
       if (next != value) {
         if (value > 0 && t > segment_start) segments->push_back({row, segment_start, t, value});
@@ -269,6 +288,10 @@ absl::Status CheckSparseEvents(const SparseEvents& e, int64_t span) {
   if (e.offset_key.size() != e.offset_sample.size()) {
     return bad("offset_sample/offset_key lengths differ");
   }
+  if (!e.offset_velocity.empty() && e.offset_velocity.size() != e.offset_sample.size()) {
+    return bad("offset_velocity has ", e.offset_velocity.size(), " entries for ",
+               e.offset_sample.size(), " offsets");
+  }
   if (e.held_velocity.size() != e.held_key.size()) return bad("held_key/held_velocity lengths differ");
   if (e.pedal_end.size() != e.pedal_start.size()) return bad("pedal_start/pedal_end lengths differ");
   auto key_ok = [](uint32_t k) { return k >= kFeatureLowestKey && k <= kHighestKey; };
@@ -281,6 +304,9 @@ absl::Status CheckSparseEvents(const SparseEvents& e, int64_t span) {
   for (size_t i = 0; i < e.offset_sample.size(); ++i) {
     if (e.offset_sample[i] > span) return bad("offset_sample[", i, "] = ", e.offset_sample[i], " > span ", span);
     if (!key_ok(e.offset_key[i])) return bad("offset_key[", i, "] = ", e.offset_key[i], " outside 21..108");
+    if (!e.offset_velocity.empty() && !velocity_ok(e.offset_velocity[i])) {
+      return bad("offset_velocity[", i, "] = ", e.offset_velocity[i], " outside 1..127");
+    }
   }
   for (size_t i = 0; i < e.held_key.size(); ++i) {
     if (!key_ok(e.held_key[i])) return bad("held_key[", i, "] = ", e.held_key[i], " outside 21..108");

@@ -15,9 +15,12 @@
 // frame holds the largest velocity among them; an onset row holds the largest
 // velocity among onsets of its key at that sample.
 //
-// Sparse events pair like MIDI note-offs: at one sample, offsets end notes
-// sounding from earlier samples first (first-in-first-out per key); offsets
-// beyond those end notes starting at that same sample (zero-length notes).
+// Which note an offset ends: the one of its key with its offset_velocity
+// (exact: the frame value depends only on the velocities sounding). Events
+// without offset_velocity (older servers) pair like MIDI note-offs: at one
+// sample, offsets end notes sounding from earlier samples first
+// (first-in-first-out per key), further ones end notes struck at that sample
+// (zero-length notes); exact when notes of a key end in the order they start.
 //
 // Two ways to build `features`, with identical results (exact, not
 // approximately: both divide integer velocities by 127 in float32):

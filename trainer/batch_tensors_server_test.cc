@@ -40,6 +40,10 @@ TEST(BatchTensorsServerTest, SparseFeaturesEqualTheServersDenseEncoding) {
     if (!b->has_value()) break;
     const BatchData& batch = **b;
     ++batches;
+    for (const WindowData& w : batch.windows) {
+      // The server says which note each offset ends.
+      ASSERT_EQ(w.conditioning.offset_velocity.size(), w.conditioning.offset_sample.size());
+    }
     BatchTensorOptions direct, scatter, dense;
     direct.features = FeatureMethod::kDirect;
     scatter.features = FeatureMethod::kScatter;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -36,13 +37,13 @@ struct TestPedal {
 // of notes that start in it or are held; notes sounding at span sample 0 that
 // started before it, oldest first within a key; pedal clipped to the span.
 SparseEvents EventsOf(const std::vector<TestNote>& notes, const std::vector<TestPedal>& pedal,
-                      int64_t a, int64_t span) {
+                      int64_t a, int64_t span, bool offset_velocities = true) {
   std::vector<TestNote> sorted = notes;
   std::sort(sorted.begin(), sorted.end(), [](const TestNote& x, const TestNote& y) {
     return x.start != y.start ? x.start < y.start : x.key < y.key;
   });
   SparseEvents e;
-  std::vector<std::pair<uint32_t, uint32_t>> offsets;  // (sample, key)
+  std::vector<std::tuple<uint32_t, uint32_t, uint32_t>> offsets;  // (sample, key, velocity)
   std::vector<const TestNote*> held;
   for (const TestNote& n : sorted) {
     const bool starts_inside = n.start >= a && n.start < a + span;
@@ -54,13 +55,19 @@ SparseEvents EventsOf(const std::vector<TestNote>& notes, const std::vector<Test
     }
     if (is_held) held.push_back(&n);
     if ((starts_inside || is_held) && n.end <= a + span) {
-      offsets.emplace_back(static_cast<uint32_t>(n.end - a), n.key);
+      offsets.emplace_back(static_cast<uint32_t>(n.end - a), n.key, n.velocity);
     }
   }
-  std::sort(offsets.begin(), offsets.end());
-  for (auto [s, k] : offsets) {
+  // By (sample, key); the order among one key's offsets at one sample is not
+  // promised, so shuffle it deterministically.
+  std::stable_sort(offsets.begin(), offsets.end(), [](const auto& x, const auto& y) {
+    return std::get<0>(x) != std::get<0>(y) ? std::get<0>(x) < std::get<0>(y)
+                                            : std::get<1>(x) < std::get<1>(y);
+  });
+  for (auto [s, k, v] : offsets) {
     e.offset_sample.push_back(s);
     e.offset_key.push_back(k);
+    if (offset_velocities) e.offset_velocity.push_back(v);
   }
   std::stable_sort(held.begin(), held.end(),
                    [](const TestNote* x, const TestNote* y) { return x->key < y->key; });
@@ -117,10 +124,11 @@ std::vector<uint8_t> NaiveDense(const std::vector<TestNote>& notes,
 }
 
 // Random notes around a span, dense on a few keys so that notes of one key
-// overlap, touch, and have zero length. Notes of one key end in the order they
-// start (as the MIDI reader pairs note-offs first-in-first-out).
+// overlap, touch, and have zero length. With `fifo`, notes of one key end in
+// the order they start (as the MIDI reader pairs one channel's note-offs);
+// otherwise in any order (several channels, synthetic data).
 void RandomNotes(std::mt19937_64& rng, int64_t a, int64_t span, std::vector<TestNote>* notes,
-                 std::vector<TestPedal>* pedal) {
+                 std::vector<TestPedal>* pedal, bool fifo = true) {
   auto uniform = [&rng](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
   };
@@ -135,7 +143,7 @@ void RandomNotes(std::mt19937_64& rng, int64_t a, int64_t span, std::vector<Test
     for (int64_t s : starts) {
       int64_t end = s + (uniform(0, 3) == 0 ? 0 : uniform(1, span / 2));
       if (uniform(0, 4) == 0 && last_end >= s) end = last_end;  // ends with the previous one
-      end = std::max(end, last_end);
+      if (fifo) end = std::max(end, last_end);
       last_end = end;
       notes->push_back({s, end, key, static_cast<uint32_t>(uniform(1, 127))});
     }
@@ -204,39 +212,63 @@ TEST(BatchTensorsTest, RetouchAndZeroLengthNotesPairFirstInFirstOut) {
   EXPECT_EQ(f, NaiveFeatures(notes, {}, 0, span));
 }
 
+// Random windows, both feature methods, against the definition. Notes that
+// end out of order need offset_velocity; first-in-first-out ones decode
+// exactly either way.
 TEST(BatchTensorsTest, RandomEventsMatchNaiveLoopBothMethods) {
   std::mt19937_64 rng(12345);
   const int64_t span = 96;
-  for (int round = 0; round < 40; ++round) {
-    BatchData batch;
-    std::vector<std::vector<float>> expected;
-    for (int w = 0; w < 3; ++w) {
-      std::vector<TestNote> notes;
-      std::vector<TestPedal> pedal;
-      const int64_t a = 1000 + 37 * w;
-      RandomNotes(rng, a, span, &notes, &pedal);
-      WindowData d;
-      d.index = static_cast<uint64_t>(round * 3 + w);
-      d.audio.assign(span, 0);
-      d.reference.assign(7, 0);
-      d.conditioning = EventsOf(notes, pedal, a, span);
-      batch.windows.push_back(std::move(d));
-      expected.push_back(NaiveFeatures(notes, pedal, a, span));
-    }
-    for (FeatureMethod method : {FeatureMethod::kDirect, FeatureMethod::kScatter}) {
-      BatchTensorOptions o;
-      o.features = method;
-      absl::StatusOr<BatchTensors> t = ToTensors(batch, o);
-      ASSERT_TRUE(t.ok()) << t.status();
-      ASSERT_EQ(t->features.sizes(), (std::vector<int64_t>{3, 177, span}));
-      ASSERT_EQ(t->features.dtype(), torch::kFloat32);
+  struct Mode {
+    bool fifo;
+    bool offset_velocities;
+  };
+  for (Mode mode : {Mode{true, true}, Mode{true, false}, Mode{false, true}}) {
+    for (int round = 0; round < 30; ++round) {
+      BatchData batch;
+      std::vector<std::vector<float>> expected;
       for (int w = 0; w < 3; ++w) {
-        torch::Tensor want = torch::from_blob(expected[w].data(), {177, span}, torch::kFloat32);
-        ASSERT_TRUE(torch::equal(t->features[w], want))
-            << "round " << round << " window " << w << " method " << static_cast<int>(method)
-            << " max diff " << (t->features[w] - want).abs().max().item<float>();
+        std::vector<TestNote> notes;
+        std::vector<TestPedal> pedal;
+        const int64_t a = 1000 + 37 * w;
+        RandomNotes(rng, a, span, &notes, &pedal, mode.fifo);
+        WindowData d;
+        d.index = static_cast<uint64_t>(round * 3 + w);
+        d.audio.assign(span, 0);
+        d.reference.assign(7, 0);
+        d.conditioning = EventsOf(notes, pedal, a, span, mode.offset_velocities);
+        batch.windows.push_back(std::move(d));
+        expected.push_back(NaiveFeatures(notes, pedal, a, span));
+      }
+      for (FeatureMethod method : {FeatureMethod::kDirect, FeatureMethod::kScatter}) {
+        BatchTensorOptions o;
+        o.features = method;
+        absl::StatusOr<BatchTensors> t = ToTensors(batch, o);
+        ASSERT_TRUE(t.ok()) << t.status();
+        ASSERT_EQ(t->features.sizes(), (std::vector<int64_t>{3, 177, span}));
+        ASSERT_EQ(t->features.dtype(), torch::kFloat32);
+        for (int w = 0; w < 3; ++w) {
+          torch::Tensor want = torch::from_blob(expected[w].data(), {177, span}, torch::kFloat32);
+          ASSERT_TRUE(torch::equal(t->features[w], want))
+              << "fifo " << mode.fifo << " offset velocities " << mode.offset_velocities
+              << " round " << round << " window " << w << " method " << static_cast<int>(method)
+              << " max diff " << (t->features[w] - want).abs().max().item<float>();
+        }
       }
     }
+  }
+}
+
+// Without offset velocities, notes of one key that end out of order are
+// decoded as if they ended in order: the one limit of the old encoding.
+TEST(BatchTensorsTest, OutOfOrderEndsNeedOffsetVelocities) {
+  const int64_t span = 20;
+  // Key 50: A [0, 15) v100 and B [5, 10) v20 (B ends first).
+  const std::vector<TestNote> notes = {{0, 15, 50, 100}, {5, 10, 50, 20}};
+  for (bool with : {true, false}) {
+    std::vector<float> f(177 * span, 0.0f);
+    FillFeatures(EventsOf(notes, {}, 0, span, with), span, f.data());
+    EXPECT_EQ(f == NaiveFeatures(notes, {}, 0, span), with);
+    EXPECT_EQ(f[(88 + 29) * span + 12], with ? 100.0f / 127.0f : 20.0f / 127.0f);
   }
 }
 
@@ -322,6 +354,16 @@ TEST(BatchTensorsTest, BadInputNamesTheField) {
          b.windows[0].conditioning.offset_sample = {9};
          b.windows[0].conditioning.offset_key = {60};
        }, "offset_sample[0]"},
+      {"offset velocity count", [](BatchData& b) {
+         b.windows[0].conditioning.offset_sample = {5};
+         b.windows[0].conditioning.offset_key = {60};
+         b.windows[0].conditioning.offset_velocity = {5, 6};
+       }, "offset_velocity has 2 entries"},
+      {"offset velocity range", [](BatchData& b) {
+         b.windows[0].conditioning.offset_sample = {5};
+         b.windows[0].conditioning.offset_key = {60};
+         b.windows[0].conditioning.offset_velocity = {128};
+       }, "offset_velocity[0]"},
       {"held key", [](BatchData& b) {
          b.windows[0].conditioning.held_key = {109};
          b.windows[0].conditioning.held_velocity = {5};

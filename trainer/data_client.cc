@@ -147,6 +147,9 @@ absl::Status ConvertBatch(const WindowBatch& b, const Expectation& x, BatchData*
     if (c.offset_key_size() != c.offset_sample_size()) {
       return bad_window("offset_sample/offset_key lengths differ");
     }
+    if (c.offset_velocity_size() != 0 && c.offset_velocity_size() != c.offset_sample_size()) {
+      return bad_window("offset_velocity/offset_sample lengths differ");
+    }
     if (c.held_velocity_size() != c.held_key_size()) {
       return bad_window("held_key/held_velocity lengths differ");
     }
@@ -161,6 +164,9 @@ absl::Status ConvertBatch(const WindowBatch& b, const Expectation& x, BatchData*
     for (int i = 0; i < c.offset_sample_size(); ++i) {
       if (c.offset_sample(i) > x.span) return bad_window("offset_sample ", c.offset_sample(i), " outside the span");
       if (c.offset_key(i) < kLowKey || c.offset_key(i) > kHighKey) return bad_window("offset_key ", c.offset_key(i), " outside 21..108");
+      if (c.offset_velocity_size() != 0 && (c.offset_velocity(i) < 1 || c.offset_velocity(i) > 127)) {
+        return bad_window("offset_velocity ", c.offset_velocity(i), " outside 1..127");
+      }
     }
     for (int i = 0; i < c.held_key_size(); ++i) {
       if (c.held_key(i) < kLowKey || c.held_key(i) > kHighKey) return bad_window("held_key ", c.held_key(i), " outside 21..108");
@@ -186,6 +192,7 @@ absl::Status ConvertBatch(const WindowBatch& b, const Expectation& x, BatchData*
     d.conditioning.onset_velocity = ToVector(c.onset_velocity());
     d.conditioning.offset_sample = ToVector(c.offset_sample());
     d.conditioning.offset_key = ToVector(c.offset_key());
+    d.conditioning.offset_velocity = ToVector(c.offset_velocity());
     d.conditioning.held_key = ToVector(c.held_key());
     d.conditioning.held_velocity = ToVector(c.held_velocity());
     d.conditioning.pedal_start = ToVector(c.pedal_start());

@@ -55,6 +55,9 @@ std::string DataSplitName(DataSplit split);
 struct SparseEvents {
   std::vector<uint32_t> onset_sample, onset_key, onset_velocity;
   std::vector<uint32_t> offset_sample, offset_key;
+  // The velocity of the note each offset ends; empty from servers that
+  // predate the field (see batch_tensors.h for what that costs).
+  std::vector<uint32_t> offset_velocity;
   std::vector<uint32_t> held_key, held_velocity;
   std::vector<uint32_t> pedal_start, pedal_end;  // sustain down on [start, end)
 };

@@ -71,6 +71,7 @@ bool SameWindow(const WindowData& a, const WindowData& b) {
          a.reference == b.reference && x.onset_sample == y.onset_sample &&
          x.onset_key == y.onset_key && x.onset_velocity == y.onset_velocity &&
          x.offset_sample == y.offset_sample && x.offset_key == y.offset_key &&
+         x.offset_velocity == y.offset_velocity &&
          x.held_key == y.held_key && x.held_velocity == y.held_velocity &&
          x.pedal_start == y.pedal_start && x.pedal_end == y.pedal_end;
 }
