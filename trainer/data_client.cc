@@ -214,6 +214,12 @@ uint64_t PayloadBytes(const WindowBatch& b) {
   return n;
 }
 
+uint64_t SparseBytes(const WindowBatch& b) {
+  uint64_t n = 0;
+  for (const Window& w : b.windows()) n += w.conditioning().ByteSizeLong();
+  return n;
+}
+
 }  // namespace
 
 absl::StatusOr<DataSplit> ParseDataSplit(const std::string& name) {
@@ -450,6 +456,7 @@ DataClient::Impl::Outcome DataClient::Impl::RunStream(uint64_t epoch, uint64_t* 
       absl::MutexLock l(&mu_);
       ++stats_.batches_received;
       stats_.bytes_received += PayloadBytes(batch);
+      stats_.sparse_bytes_received += SparseBytes(batch);
     }
     if (!Push(std::move(item))) {
       ctx.TryCancel();

@@ -137,6 +137,7 @@ struct DataClientStats {
   uint64_t batches_delivered = 0;   // returned by Next()
   uint64_t windows_delivered = 0;
   uint64_t bytes_received = 0;      // audio + reference + dense payload bytes
+  uint64_t sparse_bytes_received = 0;  // serialized sparse conditioning
   uint64_t streams_started = 0;
   uint64_t failovers = 0;           // streams abandoned after a transient error
   uint64_t stream_timeouts = 0;     // of which: no batch within rpc_timeout
