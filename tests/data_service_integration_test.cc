@@ -22,6 +22,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <thread>
@@ -49,9 +51,13 @@ using ::testing::HasSubstr;
 
 constexpr uint32_t kWindow = 4000, kContext = 1000, kReference = 4000;
 
-std::string BinaryDir() {
+std::string DataserverBinary() {
+#ifdef PIANOLA_DATASERVER_BIN
+  return PIANOLA_DATASERVER_BIN;
+#else
   const char* dir = std::getenv("PIANOLA_BINARY_DIR");
-  return dir != nullptr ? dir : ".";
+  return std::string(dir != nullptr ? dir : ".") + "/dataserver/pianola-dataserver";
+#endif
 }
 
 // `pianola-dataserver serve` as a child process; stdout is read for the
@@ -222,7 +228,8 @@ std::vector<int16_t> Samples(const std::string& bytes) {
 class DataServiceIntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(testing::TempDir() + "/data_service_integration");
+    // ctest runs each test case as its own process, possibly in parallel.
+    dir_ = new std::string(absl::StrCat(testing::TempDir(), "/data_service_integration_", getpid()));
     std::filesystem::remove_all(*dir_);
     SyntheticDatasetOptions o;
     o.name = "integration";
@@ -234,6 +241,7 @@ class DataServiceIntegrationTest : public ::testing::Test {
     dataset_ = new std::shared_ptr<const Dataset>(std::move(ds).value());
   }
   static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
     delete dataset_;
     delete dir_;
   }
@@ -246,7 +254,7 @@ class DataServiceIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     in_process_ = std::move(server).value();
     ASSERT_TRUE(in_process_->Start().ok());
-    ASSERT_TRUE(child_.Start({BinaryDir() + "/dataserver/pianola-dataserver", "serve", "--dataset",
+    ASSERT_TRUE(child_.Start({DataserverBinary(), "serve", "--dataset",
                               *dir_ + "/dataset", "--listen", "127.0.0.1:0", "--metrics",
                               "127.0.0.1:0", "--threads", "2"},
                              *dir_ + "/serve.log"));
@@ -262,6 +270,10 @@ class DataServiceIntegrationTest : public ::testing::Test {
     if (child_.running()) {
       child_.Signal(SIGTERM);
       EXPECT_EQ(child_.Wait(absl::Seconds(30)), 0);
+    }
+    if (HasFailure()) {  // the child's log explains server-side failures
+      std::ifstream log(*dir_ + "/serve.log");
+      std::cerr << "--- serve.log ---\n" << log.rdbuf() << "--- end serve.log ---\n";
     }
   }
 
@@ -418,6 +430,9 @@ TEST_F(DataServiceIntegrationTest, StalledThenCancelledClientDoesNotBlockOthers)
   grpc::ClientContext stalled_ctx;
   StreamWindowsRequest stalled_req = Request(0, 1);
   stalled_req.set_batch_size(1);
+  // 400 KB windows, 53 MB in all: more than HTTP/2 flow control and socket
+  // buffers absorb, so the server really waits on this client.
+  stalled_req.set_reference_samples(200000);
   auto stalled = a->StreamWindows(&stalled_ctx, stalled_req);
   WindowBatch first;
   ASSERT_TRUE(stalled->Read(&first));
