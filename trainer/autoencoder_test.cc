@@ -1,0 +1,178 @@
+#include "trainer/autoencoder.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "trainer/model_config.h"
+
+namespace pianola {
+namespace {
+
+using ::testing::HasSubstr;
+
+class AutoencoderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::set_num_threads(1);
+    torch::manual_seed(23);
+  }
+
+  // A learnable batch: two notes (sines of different pitch) with matching
+  // MIDI features, and a reference clip per example.
+  static ModelBatch MakeBatch(int64_t n, int64_t reference = 1024) {
+    ModelBatch batch;
+    torch::Tensor t = torch::arange(n, torch::kFloat) / 16000.0;
+    torch::Tensor a = 0.5 * torch::sin(2 * M_PI * 220.0 * t);
+    torch::Tensor b = 0.4 * torch::sin(2 * M_PI * 330.0 * t) * torch::exp(-3.0 * t);
+    batch.audio = torch::stack({a, b});
+    batch.conditioning = torch::zeros({2, kMidiFeatureChannels, n});
+    batch.conditioning[0][57][0] = 100.0 / 127;  // A3
+    batch.conditioning[0][88 + 57] = 1.0;
+    batch.conditioning[1][64][0] = 90.0 / 127;  // E4
+    batch.conditioning[1][88 + 64] = 1.0;
+    torch::Tensor tr = torch::arange(reference, torch::kFloat) / 16000.0;
+    batch.reference = torch::stack({0.3 * torch::sin(2 * M_PI * 440.0 * tr),
+                                    0.3 * torch::sin(2 * M_PI * 660.0 * tr)});
+    return batch;
+  }
+
+  // Adam on one batch; returns (first loss, best loss within `steps`).
+  static std::pair<double, double> Overfit(Autoencoder& model, const ModelBatch& batch, int steps,
+                                           double lr, bool fixed_noise) {
+    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(lr));
+    double first = 0, best = 1e30;
+    for (int step = 0; step < steps; ++step) {
+      std::optional<torch::Generator> rng;
+      if (fixed_noise) rng = at::detail::createCPUGenerator(5);
+      absl::StatusOr<LossOutput> loss = model->Loss(batch, rng);
+      EXPECT_TRUE(loss.ok()) << loss.status();
+      if (!loss.ok()) return {0, 0};
+      const double value = loss->total.item<double>();
+      if (step == 0) first = value;
+      best = std::min(best, value);
+      if (best < first / 2 && step > 0) {
+        std::printf("loss %.3f -> %.3f in %d steps\n", first, best, step);
+        break;
+      }
+      opt.zero_grad();
+      loss->total.backward();
+      opt.step();
+    }
+    return {first, best};
+  }
+};
+
+TEST_F(AutoencoderTest, TinyAutoregressiveOverfitsOneBatch) {
+  Autoencoder model = *MakeAutoencoder(*ModelPreset("tiny"));
+  ModelBatch batch = MakeBatch(model->context_samples() + 256);
+  auto [first, best] = Overfit(model, batch, 300, 3e-3, false);
+  EXPECT_NEAR(first, std::log(256.0), 0.5);  // starts near uniform
+  EXPECT_LT(best, first / 2) << "first " << first;
+}
+
+TEST_F(AutoencoderTest, TinyParallelOverfitsOneBatch) {
+  Autoencoder model = *MakeAutoencoder(*ModelPreset("tiny", DecoderKind::kParallel));
+  ModelBatch batch = MakeBatch(model->context_samples() + 512);
+  auto [first, best] = Overfit(model, batch, 300, 3e-3, true);
+  EXPECT_LT(best, first / 2) << "first " << first;
+}
+
+TEST_F(AutoencoderTest, LossTermsAndForwardShapes) {
+  for (DecoderKind kind : {DecoderKind::kAutoregressive, DecoderKind::kParallel}) {
+    ModelConfig config = *ModelPreset("tiny", kind);
+    config.loss.waveform_l1_weight = 0.5;
+    Autoencoder model = *MakeAutoencoder(config);
+    ModelBatch batch = MakeBatch(model->context_samples() + 300);
+    torch::Tensor out = model->forward(batch);
+    LossOutput loss = *model->Loss(batch);
+    EXPECT_EQ(loss.total.dim(), 0);
+    EXPECT_TRUE(std::isfinite(loss.total.item<double>()));
+    if (kind == DecoderKind::kAutoregressive) {
+      EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 256, batch.audio.size(1) - 1}));
+      ASSERT_EQ(loss.terms.size(), 1u);
+      EXPECT_EQ(loss.terms[0].first, "cross_entropy");
+    } else {
+      EXPECT_EQ(out.sizes(), batch.audio.sizes());
+      ASSERT_EQ(loss.terms.size(), 3u);
+      EXPECT_EQ(loss.terms[0].first, "spectral_convergence");
+      EXPECT_EQ(loss.terms[2].first, "waveform_l1");
+      const double want = loss.terms[0].second.item<double>() +
+                          loss.terms[1].second.item<double>() +
+                          0.5 * loss.terms[2].second.item<double>();
+      EXPECT_NEAR(loss.total.item<double>(), want, 1e-5);
+    }
+    EXPECT_EQ(model->Encode(batch.reference).sizes(), (std::vector<int64_t>{2, 16}));
+  }
+}
+
+TEST_F(AutoencoderTest, RawDilatedEncoder) {
+  ModelConfig config = *ModelPreset("tiny");
+  config.encoder.kind = EncoderKind::kRawDilated;
+  config.encoder.layers = 4;
+  Autoencoder model = *MakeAutoencoder(config);
+  ModelBatch batch = MakeBatch(model->context_samples() + 100, 700);
+  EXPECT_EQ(model->Encode(batch.reference).sizes(), (std::vector<int64_t>{2, 16}));
+  absl::StatusOr<LossOutput> loss = model->Loss(batch);
+  ASSERT_TRUE(loss.ok()) << loss.status();
+  loss->total.backward();
+  for (const auto& p : model->encoder()->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+  }
+}
+
+TEST_F(AutoencoderTest, PresetSizes) {
+  int64_t previous = 0;
+  for (const char* name : {"tiny", "small", "base"}) {
+    for (DecoderKind kind : {DecoderKind::kAutoregressive, DecoderKind::kParallel}) {
+      ModelConfig config = *ModelPreset(name, kind);
+      Autoencoder model = *MakeAutoencoder(config);  // base: built, not run
+      EXPECT_EQ(model->receptive_field(), DecoderReceptiveField(config.decoder));
+      EXPECT_EQ(model->context_samples(), ContextSamples(config));
+      const int64_t params = model->ParameterCount();
+      std::printf("%s %s: %lld parameters, receptive field %lld\n", name,
+                  std::string(DecoderKindName(kind)).c_str(), static_cast<long long>(params),
+                  static_cast<long long>(model->receptive_field()));
+      if (kind == DecoderKind::kAutoregressive) {
+        EXPECT_GT(params, previous) << name;
+        previous = params;
+      }
+    }
+  }
+}
+
+TEST_F(AutoencoderTest, BadBatchesAreInvalidArgumentNamingTheField) {
+  Autoencoder model = *MakeAutoencoder(*ModelPreset("tiny"));
+  const int64_t n = model->context_samples() + 64;
+  struct Case {
+    const char* field;
+    ModelBatch batch;
+  };
+  std::vector<Case> cases;
+  ModelBatch short_audio = MakeBatch(model->context_samples());
+  cases.push_back({"batch.audio", short_audio});
+  ModelBatch wrong_cond = MakeBatch(n);
+  wrong_cond.conditioning = wrong_cond.conditioning.narrow(1, 0, 88);
+  cases.push_back({"batch.conditioning", wrong_cond});
+  ModelBatch misaligned = MakeBatch(n);
+  misaligned.conditioning = misaligned.conditioning.narrow(2, 0, n - 1);
+  cases.push_back({"batch.conditioning", misaligned});
+  ModelBatch short_reference = MakeBatch(n, 100);
+  cases.push_back({"batch.reference", short_reference});
+  ModelBatch no_reference = MakeBatch(n);
+  no_reference.reference = torch::Tensor();
+  cases.push_back({"batch.reference", no_reference});
+  for (const Case& c : cases) {
+    absl::StatusOr<LossOutput> loss = model->Loss(c.batch);
+    EXPECT_EQ(loss.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_THAT(loss.status().message(), HasSubstr(c.field));
+  }
+  ModelConfig bad = *ModelPreset("tiny");
+  bad.decoder.kernel_size = 0;
+  EXPECT_EQ(MakeAutoencoder(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace pianola

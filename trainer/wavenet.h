@@ -1,0 +1,104 @@
+#ifndef PIANOLA_TRAINER_WAVENET_H_
+#define PIANOLA_TRAINER_WAVENET_H_
+
+// The decoder: a WaveNet conditioned on dense MIDI features and a timbre
+// vector.
+//
+// Layer i (of cycles * layers_per_cycle) has dilation d = 2^(i mod
+// layers_per_cycle) and computes, on its input x_i [B, R, T]:
+//   a   = DilatedConv_i(x_i) + CondConv_i(h) + ZProj_i(z)     [B, 2G, T]
+//   g   = tanh(a[:G]) * sigmoid(a[G:])                         [B, G, T]
+//   skip += SkipConv_i(g)                                      [B, S, T]
+//   x_{i+1} = (x_i + ResConv_i(g)) * sqrt(1/2)   (not on the last layer)
+// where h = CondHidden(midi) [B, H, T] is one shared 1x1 conv of the MIDI
+// features (skipped when cond_hidden_channels == 0), CondConv_i a 1x1 conv,
+// and ZProj_i(z) a per-layer bias broadcast over time. Output:
+// relu(skip) -> 1x1 -> relu -> 1x1 -> logits [B, Q, T] (autoregressive) or a
+// waveform [B, T] (parallel).
+//
+// Autoregressive: the dilated convs are causal (left zero padding of
+// (k-1)d), the input at position t is the µ-law class of the sample *before*
+// the output's sample (embedded, or its companded value through a 1x1
+// conv), so logits[t] depend on inputs[<= t] and conditioning[<= t] only.
+// Parallel: "same" padding of (k-1)/2 * d on both sides, input is noise.
+// Zero padding is applied to every layer's input, so a computation on a
+// window sees exactly what the full-sequence forward sees once the window
+// covers the receptive field; the generators rely on that.
+//
+// Module (owns its parameters); the accessors below expose the layers to
+// trainer/generator.h. Not thread-safe for concurrent training.
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include "trainer/model_config.h"
+
+namespace pianola {
+
+class WaveNetImpl : public torch::nn::Module {
+ public:
+  // `z_dim` 0: no global conditioning.
+  WaveNetImpl(const DecoderConfig& config, int z_dim);
+
+  // input: autoregressive: int64 classes [B, T] (the previous sample's class
+  // at each position); parallel: float noise [B, T].
+  // cond: [B, cond_channels, T] (undefined when cond_channels == 0).
+  // z: [B, z_dim] (undefined when z_dim == 0).
+  // Returns logits [B, Q, T] (autoregressive) or waveform [B, T] (parallel).
+  torch::Tensor forward(const torch::Tensor& input, const torch::Tensor& cond,
+                        const torch::Tensor& z);
+
+  const DecoderConfig& config() const { return config_; }
+  int z_dim() const { return z_dim_; }
+  int num_layers() const { return config_.num_layers(); }
+  int dilation(int layer) const { return 1 << (layer % config_.layers_per_cycle); }
+  int64_t receptive_field() const { return DecoderReceptiveField(config_); }
+  bool autoregressive() const { return config_.kind == DecoderKind::kAutoregressive; }
+
+  // --- pieces of forward(), for the generators -----------------------------
+  // input [B, T] -> x_0 [B, R, T].
+  torch::Tensor EmbedInput(const torch::Tensor& input);
+  // MIDI features [B, C, T] -> h [B, H, T] (identity when H == 0).
+  torch::Tensor ConditioningHidden(const torch::Tensor& cond);
+  // All per-layer z biases at once: [B, L * 2G] (undefined without z).
+  torch::Tensor GlobalBiases(const torch::Tensor& z);
+  // Everything added to layer `layer`'s dilated conv output apart from the
+  // conv itself: CondConv(h) + z bias + conv bias, [B, 2G, T].
+  // `global_biases` comes from GlobalBiases (may be undefined).
+  torch::Tensor LayerBias(int layer, const torch::Tensor& hidden,
+                          const torch::Tensor& global_biases);
+  // skip sum [B, S, T] -> logits [B, Q, T] or waveform [B, T].
+  torch::Tensor Head(const torch::Tensor& skip);
+
+  torch::nn::Conv1d dilated_conv(int layer) const { return dilated_[layer]; }
+  // Undefined (nullptr holder) for the last layer, which has no residual.
+  torch::nn::Conv1d residual_conv(int layer) const { return residual_[layer]; }
+  torch::nn::Conv1d skip_conv(int layer) const { return skip_[layer]; }
+  torch::nn::Embedding embedding() const { return embedding_; }   // AR embedding input
+  torch::nn::Conv1d input_conv() const { return input_conv_; }    // scalar / noise input
+  torch::nn::Conv1d head_hidden() const { return head_hidden_; }
+  torch::nn::Conv1d head_out() const { return head_out_; }
+
+ private:
+  DecoderConfig config_;
+  int z_dim_;
+  torch::nn::Embedding embedding_{nullptr};
+  torch::nn::Conv1d input_conv_{nullptr};
+  torch::nn::Conv1d cond_hidden_{nullptr};
+  torch::nn::Linear z_proj_{nullptr};
+  std::vector<torch::nn::Conv1d> dilated_, cond_, residual_, skip_;
+  torch::nn::Conv1d head_hidden_{nullptr}, head_out_{nullptr};
+};
+TORCH_MODULE(WaveNet);
+
+}  // namespace pianola
+
+#endif  // PIANOLA_TRAINER_WAVENET_H_
