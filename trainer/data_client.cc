@@ -531,10 +531,10 @@ void DataClient::Impl::WorkerLoop(uint64_t epoch, uint64_t cursor) {
           SetTerminal(absl::OkStatus());
           return;
         }
-        if (received == 0) {
+        if (received == 0 && epoch_start == 0) {
           SetTerminal(absl::FailedPreconditionError(absl::StrCat(
-              "rank ", o_.rank, " of ", o_.world_size, ": epoch ", epoch, " from cursor ",
-              epoch_start, " has no windows (dataset too small for this window length?)")));
+              "rank ", o_.rank, " of ", o_.world_size, ": epoch ", epoch,
+              " has no windows (dataset too small for this window length?)")));
           return;
         }
         ++epoch;

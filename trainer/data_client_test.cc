@@ -390,6 +390,41 @@ TEST(DataClientTest, ContinuousModeMovesThroughEpochs) {
   EXPECT_GE(client->stats().epochs_completed, 2u);
 }
 
+TEST(DataClientTest, ContinuousResumeAtTheEndOfAnEpochGoesOn) {
+  auto servers = StartServers();
+  ASSERT_NE(servers, nullptr);
+  absl::StatusOr<DatasetInfoData> info =
+      GetDatasetInfo(servers->addresses(), servers->dataset_name(), kWindow);
+  ASSERT_TRUE(info.ok()) << info.status();
+  DataClientOptions o = BaseOptions(servers->addresses(), servers->dataset_name());
+  o.continuous = true;
+  o.epoch = 3;
+  o.start_cursor = info->Find(DataSplit::kTrain)->windows_per_epoch;  // a whole epoch taken
+  auto client = MakeClient(o);
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<std::optional<BatchData>> b = client->Next();
+  ASSERT_TRUE(b.ok() && b->has_value()) << b.status();
+  EXPECT_EQ((*b)->epoch, 4u);
+  EXPECT_EQ((*b)->windows.front().index, 0u);
+}
+
+TEST(DataClientTest, ContinuousWithAnEmptyShardFails) {
+  auto servers = StartServers();
+  ASSERT_NE(servers, nullptr);
+  DataClientOptions o = BaseOptions(servers->addresses(), servers->dataset_name());
+  o.continuous = true;
+  o.world_size = 1000;  // more ranks than windows: the last rank's shard is empty
+  o.rank = 999;
+  auto client = MakeClient(o);
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<std::optional<BatchData>> b = client->Next();
+  ASSERT_FALSE(b.ok());
+  EXPECT_THAT(b.status().code(), AnyOf(absl::StatusCode::kFailedPrecondition,
+                                       absl::StatusCode::kInvalidArgument))
+      << b.status();
+  EXPECT_EQ(client->stats().failovers, 0u);
+}
+
 TEST(DataClientTest, StartEpochAfterTheEnd) {
   auto servers = StartServers();
   ASSERT_NE(servers, nullptr);
