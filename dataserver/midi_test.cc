@@ -1,6 +1,7 @@
 #include "dataserver/midi.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <map>
@@ -404,6 +405,28 @@ TEST(MidiErrorTest, RiffWithoutMidi) {
   EXPECT_THAT(ParseErr(std::string("RIFF\x04\0\0\0WAVE", 12)).ToString(), HasSubstr("not RMID"));
   EXPECT_THAT(ParseErr(std::string("RIFF\x0c\0\0\0RMIDdata\xff\0\0\0", 20)).ToString(),
               HasSubstr("RIFF chunk 'data' declares 255 bytes"));
+}
+
+TEST(MidiErrorTest, ReadMidiFileRefusesMissingAndOversizedFiles) {
+  EXPECT_EQ(ReadMidiFile(::testing::TempDir() + "/no-such.mid").status().code(),
+            absl::StatusCode::kNotFound);
+  // A sparse file one byte over 64 MiB: refused from its size, before reading.
+  const std::string big = ::testing::TempDir() + "/midi_test_big.mid";
+  { std::ofstream(big) << "MThd"; }
+  std::filesystem::resize_file(big, (int64_t{64} << 20) + 1);
+  absl::StatusOr<Performance> p = ReadMidiFile(big);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(p.status().ToString(), HasSubstr(big));
+  std::filesystem::remove(big);
+}
+
+TEST(MidiTest, WarningsSummary) {
+  Warnings w;
+  EXPECT_EQ(w.Summary(), "");
+  w.unclosed_notes = 2;
+  w.orphan_note_offs = 1;
+  EXPECT_EQ(w.Summary(), "2 unclosed notes (closed at end of track), 1 orphan note-offs (ignored)");
+  EXPECT_EQ(w.Total(), 3);
 }
 
 // ---- real files: tests/data/midi ---------------------------------------------------
