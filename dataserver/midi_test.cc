@@ -17,6 +17,12 @@
 namespace pianola::midi {
 namespace {
 
+#ifdef PIANOLA_SOURCE_DIR_DEFAULT
+constexpr char kSourceDirDefault[] = PIANOLA_SOURCE_DIR_DEFAULT;
+#else
+constexpr char kSourceDirDefault[] = ".";
+#endif
+
 using ::testing::HasSubstr;
 
 // ---- building Standard MIDI Files byte by byte ------------------------------
@@ -433,7 +439,7 @@ TEST(MidiTest, WarningsSummary) {
 
 std::string DataDir() {
   const char* src = std::getenv("PIANOLA_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/data/midi";
+  return std::string(src ? src : kSourceDirDefault) + "/tests/data/midi";
 }
 
 absl::StatusOr<Performance> ReadFixture(const std::string& rel) {

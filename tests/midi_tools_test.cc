@@ -27,6 +27,12 @@ extern char** environ;
 namespace pianola {
 namespace {
 
+#ifdef PIANOLA_SOURCE_DIR_DEFAULT
+constexpr char kSourceDirDefault[] = PIANOLA_SOURCE_DIR_DEFAULT;
+#else
+constexpr char kSourceDirDefault[] = ".";
+#endif
+
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
@@ -40,7 +46,7 @@ class MidiToolsTest : public ::testing::Test {
  protected:
   static std::string Data() {
     const char* src = std::getenv("PIANOLA_SOURCE_DIR");
-    return std::string(src ? src : ".") + "/tests/data/midi";
+    return std::string(src ? src : kSourceDirDefault) + "/tests/data/midi";
   }
 
   void SetUp() override {
