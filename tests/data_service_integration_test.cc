@@ -38,6 +38,7 @@
 #include "dataserver/data_server.h"
 #include "dataserver/dataserver_metrics.h"
 #include "dataserver/synthetic_dataset.h"
+#include "tests/test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/data_service.grpc.pb.h"
@@ -58,120 +59,6 @@ std::string DataserverBinary() {
   const char* dir = std::getenv("PIANOLA_BINARY_DIR");
   return std::string(dir != nullptr ? dir : ".") + "/dataserver/pianola-dataserver";
 #endif
-}
-
-// `pianola-dataserver serve` as a child process; stdout is read for the
-// address lines, stderr goes to a log file beside the dataset.
-class ChildServer {
- public:
-  bool Start(const std::vector<std::string>& args, const std::string& log) {
-    int out[2];
-    if (pipe(out) != 0) return false;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    out_ = out[0];
-    return rc == 0;
-  }
-
-  // The next stdout line, or "" after `timeout`.
-  std::string ReadLine(absl::Duration timeout = absl::Seconds(30)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (true) {
-      const size_t nl = buffer_.find('\n');
-      if (nl != std::string::npos) {
-        std::string line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        return line;
-      }
-      pollfd p{out_, POLLIN, 0};
-      const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-      if (ms <= 0 || poll(&p, 1, ms) <= 0) return "";
-      char buf[256];
-      const ssize_t n = read(out_, buf, sizeof(buf));
-      if (n <= 0) return "";
-      buffer_.append(buf, n);
-    }
-  }
-
-  void Signal(int sig) {
-    if (pid_ > 0) kill(pid_, sig);
-  }
-  bool running() const { return pid_ > 0; }
-
-  // Exit status, or -1 if it did not exit within `timeout`.
-  int Wait(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return -1;
-  }
-
-  ~ChildServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (out_ >= 0) close(out_);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string buffer_;
-};
-
-// GET http://host_port/metrics, body only ("" on failure).
-std::string ScrapeMetrics(const std::string& host_port) {
-  std::vector<std::string> parts = absl::StrSplit(host_port, ':');
-  int port = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &port)) return "";
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, parts[0].c_str(), &addr.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return "";
-  }
-  std::string response;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
-  close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
-
-// The value of a metric line `name{labels} value` in a scrape (-1 if absent).
-double MetricValue(const std::string& scrape, const std::string& series) {
-  for (absl::string_view line : absl::StrSplit(scrape, '\n')) {
-    if (absl::StartsWith(line, series + " ")) {
-      double v = -1;
-      if (absl::SimpleAtod(line.substr(series.size() + 1), &v)) return v;
-    }
-  }
-  return -1;
 }
 
 std::unique_ptr<DataService::Stub> Connect(const std::string& address) {
@@ -280,7 +167,7 @@ class DataServiceIntegrationTest : public ::testing::Test {
   static std::string* dir_;
   static std::shared_ptr<const Dataset>* dataset_;
   std::unique_ptr<DataServer> in_process_;
-  ChildServer child_;
+  ChildProcess child_;
   std::string child_address_;
   std::string child_metrics_;
 };
