@@ -39,9 +39,19 @@ absl::StatusOr<std::string> EncodeTrainingPayload(const TrainingStateRefs& state
   }
   try {
     torch::serialize::OutputArchive root;
-    torch::serialize::OutputArchive model, optimizer;
-    state.model->save(model);
-    root.write("model", model);
+    torch::serialize::OutputArchive optimizer;
+    // Parameters and buffers flat, by their full names, so that loading can
+    // check every name and shape (Module::load would accept other shapes).
+    int64_t count = 0;
+    for (const auto& item : state.model->named_parameters(/*recurse=*/true)) {
+      root.write(absl::StrCat("model/", item.key()), item.value(), /*is_buffer=*/false);
+      ++count;
+    }
+    for (const auto& item : state.model->named_buffers(/*recurse=*/true)) {
+      root.write(absl::StrCat("model/", item.key()), item.value(), /*is_buffer=*/true);
+      ++count;
+    }
+    root.write("model_tensors", torch::tensor(count));
     state.optimizer->save(optimizer);
     root.write("optimizer", optimizer);
     if (state.ema != nullptr) {
@@ -77,9 +87,39 @@ absl::Status DecodeTrainingPayload(const std::string& payload, const std::string
   try {
     torch::serialize::InputArchive root;
     root.load_from(payload.data(), payload.size(), device);
-    torch::serialize::InputArchive model, optimizer;
-    root.read("model", model);
-    state.model->load(model);
+    torch::serialize::InputArchive optimizer;
+    {
+      torch::NoGradGuard no_grad;
+      int64_t count = 0;
+      auto restore = [&](const std::string& name, torch::Tensor& target,
+                         bool is_buffer) -> absl::Status {
+        torch::Tensor t;
+        if (!root.try_read(absl::StrCat("model/", name), t, is_buffer)) {
+          return absl::DataLossError(absl::StrCat(stage_error, "no tensor '", name, "'"));
+        }
+        if (!t.sizes().equals(target.sizes()) || t.dtype() != target.dtype()) {
+          return absl::DataLossError(absl::StrCat(
+              stage_error, "tensor '", name, "' is ", c10::str(t.sizes()), " ",
+              c10::str(t.dtype()), ", the model's is ", c10::str(target.sizes()), " ",
+              c10::str(target.dtype())));
+        }
+        target.copy_(t);
+        ++count;
+        return absl::OkStatus();
+      };
+      for (auto& item : state.model->named_parameters(/*recurse=*/true)) {
+        RETURN_IF_ERROR(restore(item.key(), item.value(), false));
+      }
+      for (auto& item : state.model->named_buffers(/*recurse=*/true)) {
+        RETURN_IF_ERROR(restore(item.key(), item.value(), true));
+      }
+      torch::Tensor stored;
+      if (!root.try_read("model_tensors", stored) || stored.item<int64_t>() != count) {
+        return absl::DataLossError(absl::StrCat(
+            stage_error, "it holds ", stored.defined() ? stored.item<int64_t>() : -1,
+            " model tensors, the model has ", count));
+      }
+    }
     root.read("optimizer", optimizer);
     state.optimizer->load(optimizer);
     if (state.ema != nullptr) {
