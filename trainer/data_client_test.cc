@@ -218,6 +218,37 @@ TEST(DataClientTest, FailsOverWhenItsServerStopsMidStream) {
   EXPECT_EQ(stats.windows_delivered, want->size());
 }
 
+TEST(DataClientTest, ReconnectsToARestartedServer) {
+  auto servers = StartServers();
+  ASSERT_NE(servers, nullptr);
+  DataClientOptions o = BaseOptions({servers->address(0)}, servers->dataset_name());
+  auto direct = MakeClient(o);
+  ASSERT_NE(direct, nullptr);
+  absl::StatusOr<std::vector<WindowData>> want = ReadAll(*direct);
+  ASSERT_TRUE(want.ok()) << want.status();
+
+  o.max_failovers = 1000;  // keep trying while the only server is down
+  auto client = MakeClient(o);
+  ASSERT_NE(client, nullptr);
+  std::vector<WindowData> got;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<std::optional<BatchData>> b = client->Next();
+    ASSERT_TRUE(b.ok() && b->has_value()) << b.status();
+    for (WindowData& w : (*b)->windows) got.push_back(std::move(w));
+  }
+  servers->Stop(0);
+  std::thread restarter([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    EXPECT_TRUE(servers->Restart(0).ok());
+  });
+  absl::StatusOr<std::vector<WindowData>> rest = ReadAll(*client);
+  restarter.join();
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  for (WindowData& w : *rest) got.push_back(std::move(w));
+  ExpectSameWindows(got, *want);
+  EXPECT_GE(client->stats().failovers, 1u);
+}
+
 TEST(DataClientTest, FailsOverFromRefusingAndHangingServers) {
   auto servers = StartServers();
   ASSERT_NE(servers, nullptr);

@@ -16,6 +16,23 @@
 
 namespace pianola {
 
+namespace {
+
+absl::StatusOr<std::unique_ptr<DataServer>> StartServer(const TestDataServersOptions& options,
+                                                        std::shared_ptr<const Dataset> dataset,
+                                                        const std::string& listen) {
+  DataServerOptions o;
+  o.listen = listen;
+  o.producer_threads = options.producer_threads;
+  o.queue_batches = options.queue_batches;
+  o.drain_timeout = options.drain_timeout;
+  ASSIGN_OR_RETURN(std::unique_ptr<DataServer> server, DataServer::Create(o, {std::move(dataset)}));
+  RETURN_IF_ERROR(server->Start());
+  return server;
+}
+
+}  // namespace
+
 struct TestDataServers::State {
   TestDataServersOptions options;
   std::shared_ptr<const Dataset> dataset;
@@ -40,17 +57,23 @@ absl::StatusOr<std::unique_ptr<TestDataServers>> TestDataServers::Start(
   state->dataset = std::move(dataset);
   absl::MutexLock l(&state->mu);
   for (int i = 0; i < options.servers; ++i) {
-    DataServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.producer_threads = options.producer_threads;
-    o.queue_batches = options.queue_batches;
-    o.drain_timeout = options.drain_timeout;
-    ASSIGN_OR_RETURN(std::unique_ptr<DataServer> server, DataServer::Create(o, {state->dataset}));
-    RETURN_IF_ERROR(server->Start());
+    ASSIGN_OR_RETURN(std::unique_ptr<DataServer> server,
+                     StartServer(options, state->dataset, "127.0.0.1:0"));
     state->addresses.push_back(absl::StrCat("127.0.0.1:", server->BoundPort()));
     state->servers.push_back(std::move(server));
   }
   return std::unique_ptr<TestDataServers>(new TestDataServers(std::move(state)));
+}
+
+absl::Status TestDataServers::Restart(int i) {
+  ASSIGN_OR_RETURN(std::unique_ptr<DataServer> server,
+                   StartServer(state_->options, state_->dataset, state_->addresses.at(i)));
+  absl::MutexLock l(&state_->mu);
+  if (state_->servers.at(i) != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("server ", i, " is running"));
+  }
+  state_->servers[i] = std::move(server);
+  return absl::OkStatus();
 }
 
 TestDataServers::TestDataServers(std::unique_ptr<State> state) : state_(std::move(state)) {}

@@ -51,6 +51,9 @@ class TestDataServers {
 
   // Stops server i (DataServer::Stop, then Join); its streams end.
   void Stop(int i);
+  // Starts a new server i on the address it had (after Stop(i)): a restarted
+  // replica behind the same name.
+  absl::Status Restart(int i);
 
   // The synthetic sample of recording r at sample i (i may be outside the
   // recording: 0 there, as windows pad with zeros).
