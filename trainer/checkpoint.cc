@@ -80,9 +80,7 @@ absl::StatusOr<std::string> EncodeTrainingPayload(const TrainingStateRefs& state
 
 absl::Status DecodeTrainingPayload(const std::string& payload, const std::string& source,
                                    torch::Device device, const TrainingStateRefs& state) {
-  if (state.model == nullptr || state.optimizer == nullptr) {
-    return absl::InvalidArgumentError("checkpoint: model and optimizer are required");
-  }
+  if (state.model == nullptr) return absl::InvalidArgumentError("checkpoint: model is required");
   const std::string stage_error = absl::StrCat(source, ": checkpoint does not fit this run: ");
   try {
     torch::serialize::InputArchive root;
@@ -120,8 +118,10 @@ absl::Status DecodeTrainingPayload(const std::string& payload, const std::string
             " model tensors, the model has ", count));
       }
     }
-    root.read("optimizer", optimizer);
-    state.optimizer->load(optimizer);
+    if (state.optimizer != nullptr) {
+      root.read("optimizer", optimizer);
+      state.optimizer->load(optimizer);
+    }
     if (state.ema != nullptr) {
       torch::Tensor count;
       if (!root.try_read("ema/count", count)) {

@@ -34,7 +34,9 @@ namespace pianola {
 // The parts of a run a checkpoint captures, borrowed from the training loop.
 struct TrainingStateRefs {
   torch::nn::Module* model = nullptr;          // required
-  torch::optim::Optimizer* optimizer = nullptr;  // required
+  // Required to save; may be null to load (inference: `transfer` restores the
+  // model only).
+  torch::optim::Optimizer* optimizer = nullptr;
   std::vector<torch::Tensor>* ema = nullptr;   // EMA of model->parameters(); may be null
   // Counters the run keeps across restarts (e.g. non-finite steps so far).
   std::vector<int64_t>* counters = nullptr;    // may be null

@@ -113,6 +113,13 @@ TEST(CheckpointTest, RoundTripRestoresEverythingBitExactly) {
   EXPECT_EQ(next_a, next_b);
   ExpectSameTensors(params_a, b.model->parameters());
   ExpectSameTensors(a.ema, b.ema);
+
+  // Inference loads the model alone (no optimizer, EMA or counters).
+  Autoencoder c = *MakeAutoencoder(Tiny());
+  ASSERT_TRUE(LoadCheckpoint(*path, torch::kCPU, {.model = c.get()}).ok());
+  auto params_c = c->parameters();
+  ASSERT_TRUE(LoadCheckpoint(*path, torch::kCPU, b.refs()).ok());
+  ExpectSameTensors(params_c, b.model->parameters());
 }
 
 TEST(CheckpointTest, CorruptedFilesAreRejectedNamingTheFile) {
