@@ -17,7 +17,7 @@ APT_PACKAGES=(
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libsndfile1-dev libsoxr-dev libfluidsynth-dev
   fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
-  prometheus python3-venv
+  prometheus python3-venv zlib1g-dev
 )
 PY_PACKAGES=("torch==${TORCH_VERSION}" numpy mido pretty_midi)
 
