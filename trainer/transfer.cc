@@ -195,7 +195,7 @@ absl::Status WriteTake(const std::string& path, const torch::Tensor& audio, int 
   const float* p = a.data_ptr<float>();
   std::vector<int16_t> pcm(static_cast<size_t>(a.numel()));
   for (size_t i = 0; i < pcm.size(); ++i) {
-    if (!(p[i] >= -1.0f && p[i] < 1.0f)) ++*clipped;
+    if (!(p[i] >= -1.0f && p[i] <= 1.0f)) ++*clipped;
     pcm[i] = std::isfinite(p[i]) ? FloatToInt16(p[i]) : 0;
   }
   return WriteWavFile(path, pcm, sample_rate);

@@ -97,7 +97,7 @@ struct TransferResult {
   // Audio produced per wall second of rendering, as a multiple of real time
   // (all takes counted): > 1 is faster than real time.
   double real_time_factor = 0;
-  int64_t clipped_samples = 0;  // output samples outside [-1, 1) (clipped in the WAV)
+  int64_t clipped_samples = 0;  // output samples outside [-1, 1] (clipped in the WAV)
   std::vector<std::string> wav_paths;  // one per take
   std::vector<std::string> png_paths;  // one per take (empty without spectrograms)
   std::string reference_png;
