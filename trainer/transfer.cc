@@ -119,8 +119,8 @@ struct LoadedModel {
 };
 
 // Builds the model the checkpoint's config describes and restores its
-// weights (through the training checkpoint code, which checks every tensor's
-// name and shape), on the CPU.
+// weights and EMA weights (through the training checkpoint code, which checks
+// every tensor's name and shape; the optimizer state is skipped), on the CPU.
 absl::StatusOr<LoadedModel> LoadModel(const std::string& checkpoint, bool use_ema) {
   LoadedModel m;
   ASSIGN_OR_RETURN(m.path, ResolveCheckpoint(checkpoint));
@@ -130,22 +130,13 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& checkpoint, bool use_em
   ASSIGN_OR_RETURN(m.model, MakeAutoencoder(m.train.model));
   try {
     std::vector<torch::Tensor> params = m.model->parameters();
-    // The optimizer only receives the stored moments (the payload always
-    // holds them); its kind must match the run's for the state to load.
-    std::unique_ptr<torch::optim::Optimizer> optimizer;
-    if (m.train.optimizer.kind == OptimizerKind::kAdamW) {
-      optimizer = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions());
-    } else {
-      optimizer = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions());
-    }
     std::vector<torch::Tensor> ema;
     if (m.train.ema.enabled) {
       for (const torch::Tensor& p : params) ema.push_back(torch::empty_like(p));
     }
     RETURN_IF_ERROR(DecodeTrainingPayload(
         contents.payload, m.path, torch::kCPU,
-        {.model = m.model.get(), .optimizer = optimizer.get(),
-         .ema = m.train.ema.enabled ? &ema : nullptr}));
+        {.model = m.model.get(), .ema = m.train.ema.enabled ? &ema : nullptr}));
     if (m.train.ema.enabled && use_ema) {
       torch::NoGradGuard no_grad;
       for (size_t i = 0; i < params.size(); ++i) params[i].detach().copy_(ema[i]);

@@ -1,0 +1,327 @@
+// Training throughput: target audio samples per second of the C++ trainer's
+// step (forward, loss, backward, gradient clipping, Adam) against an
+// equivalent PyTorch eager implementation in Python (bench/train_bench.py),
+// same torch 2.11 from the project's venv, same machine, same run, same
+// thread count, same batch.
+//
+//   train_bench [--presets tiny,small] [--decoders autoregressive[,parallel]]
+//       [--steps N] [--warmup N] [--repeats N] [--threads N] [--python PATH]
+//
+// Per preset, the batch shape, optimizer and clipping come from
+// configs/<preset>.textproto (the experiment a user would train), the model
+// from the preset for each decoder kind. The step mirrors TrainingRun::Step
+// in trainer/trainer.cc minus the data client (benchmarked in client_bench):
+// zero_grad, Autoencoder::Loss, backward, clip_grad_norm_, Adam step, with
+// deterministic algorithms on as the CPU trainer sets them.
+//
+// Equivalence: this program writes the model shape (JSON) and its initial
+// weights and the batch (one binary file); the Python side loads the weights
+// by parameter name (every name and shape must match) and reports its step-0
+// loss, which must equal ours within 1e-3 relative, or the benchmark fails
+// (exit 1): the two sides compute the same function. C++ and Python runs
+// alternate `repeats` times; the best rate of each is reported.
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ftw.h>
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/args.h"
+#include "trainer/autoencoder.h"
+#include "trainer/experiment_config.h"
+#include "trainer/model_config.h"
+
+namespace pianola {
+namespace {
+
+constexpr uint64_t kNoiseSeed = 1234;
+
+// Removes a directory tree. Not std::filesystem::remove_all: the torch wheel's
+// libtorch.so exports its own copy of it, which interposes on libstdc++'s in
+// every binary linking ${TORCH_LIBRARIES} and crashes (a call through a null
+// pointer) on any non-empty directory (checked on torch 2.11.0).
+void RemoveTree(const std::string& path) {
+  nftw(path.c_str(),
+       [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+       FTW_DEPTH | FTW_PHYS);
+}
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct BenchArgs {
+  std::vector<std::string> presets = {"tiny", "small"};
+  std::vector<DecoderKind> decoders = {DecoderKind::kAutoregressive};
+  int steps = 0;  // 0: per preset (tiny 40, small 8)
+  int warmup = 3;
+  int repeats = 2;
+  int threads = 2;
+  std::string python = PIANOLA_PYTHON_DEFAULT;
+  std::string source_dir = PIANOLA_SOURCE_DIR_DEFAULT;
+};
+
+std::string Json(const ModelConfig& m, const TrainOptions& o, int64_t context, int threads,
+                 int steps, int warmup) {
+  const EncoderConfig& e = m.encoder;
+  const DecoderConfig& d = m.decoder;
+  std::vector<std::string> res;
+  for (const StftResolution& r : m.loss.stft_resolutions) {
+    res.push_back(absl::StrCat("[", r.fft_size, ",", r.hop, ",", r.win_length, "]"));
+  }
+  return absl::StrCat(
+      "{\"sample_rate\":", m.sample_rate, ",\"context_samples\":", context,
+      ",\"window_samples\":", o.data.window_samples, ",\"threads\":", threads,
+      ",\"steps\":", steps, ",\"warmup_steps\":", warmup, ",\"noise_seed\":", kNoiseSeed,
+      ",\"grad_clip_norm\":", o.grad_clip_norm,
+      ",\"optimizer\":{\"lr\":", o.optimizer.lr, ",\"beta1\":", o.optimizer.beta1,
+      ",\"beta2\":", o.optimizer.beta2, ",\"eps\":", o.optimizer.eps,
+      ",\"weight_decay\":", o.optimizer.weight_decay, "}",
+      ",\"encoder\":{\"channels\":", e.channels, ",\"layers\":", e.layers,
+      ",\"kernel_size\":", e.kernel_size, ",\"z_dim\":", e.z_dim, ",\"mel\":{\"n_fft\":",
+      e.mel.n_fft, ",\"hop\":", e.mel.hop, ",\"n_mels\":", e.mel.n_mels, ",\"f_min\":",
+      e.mel.f_min, ",\"f_max\":", e.mel.f_max, ",\"log_floor\":", e.mel.log_floor, "}}",
+      ",\"decoder\":{\"kind\":\"", DecoderKindName(d.kind), "\",\"layers_per_cycle\":",
+      d.layers_per_cycle, ",\"cycles\":", d.cycles, ",\"kernel_size\":", d.kernel_size,
+      ",\"residual_channels\":", d.residual_channels, ",\"gate_channels\":", d.gate_channels,
+      ",\"skip_channels\":", d.skip_channels, ",\"cond_channels\":", d.cond_channels,
+      ",\"cond_hidden_channels\":", d.cond_hidden_channels,
+      ",\"quantization_levels\":", d.quantization_levels, "}",
+      ",\"loss\":{\"stft_resolutions\":[", absl::StrJoin(res, ","), "],\"stft_weight\":",
+      m.loss.stft_weight, ",\"spectral_convergence_weight\":",
+      m.loss.spectral_convergence_weight, ",\"log_magnitude_weight\":",
+      m.loss.log_magnitude_weight, ",\"waveform_l1_weight\":", m.loss.waveform_l1_weight,
+      "}}");
+}
+
+// "PNLBENCH", u32 count, then per tensor: u32 name length, name, u32 ndim,
+// u32 dtype (0 float32, 1 int64), i64 dims[ndim], raw little-endian data.
+bool WriteTensors(const std::string& path,
+                  const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  std::ofstream out(path, std::ios::binary);
+  auto put32 = [&](uint32_t v) { out.write(reinterpret_cast<const char*>(&v), 4); };
+  out.write("PNLBENCH", 8);
+  put32(static_cast<uint32_t>(tensors.size()));
+  for (const auto& [name, tensor] : tensors) {
+    torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
+    const bool is_long = t.scalar_type() == torch::kLong;
+    if (!is_long) t = t.to(torch::kFloat);
+    put32(static_cast<uint32_t>(name.size()));
+    out.write(name.data(), static_cast<std::streamsize>(name.size()));
+    put32(static_cast<uint32_t>(t.dim()));
+    put32(is_long ? 1 : 0);
+    for (int64_t d : t.sizes()) out.write(reinterpret_cast<const char*>(&d), 8);
+    out.write(static_cast<const char*>(t.data_ptr()),
+              static_cast<std::streamsize>(t.numel() * t.element_size()));
+  }
+  return out.good();
+}
+
+// The value after "key": in a flat JSON object (NaN when absent).
+double JsonNumber(const std::string& json, const std::string& key) {
+  const std::string needle = absl::StrCat("\"", key, "\": ");
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return std::nan("");
+  at += needle.size();
+  const size_t end = json.find_first_of(",}", at);
+  double v = 0;
+  return absl::SimpleAtod(json.substr(at, end - at), &v) ? v : std::nan("");
+}
+
+struct PythonRun {
+  bool ok = false;
+  double samples_per_second = 0;
+  double first_loss = 0;
+  std::string output;
+};
+
+PythonRun RunPython(const BenchArgs& args, const std::string& spec, const std::string& tensors) {
+  const std::string cmd = absl::StrCat("'", args.python, "' '", args.source_dir,
+                                       "/bench/train_bench.py' --spec '", spec, "' --tensors '",
+                                       tensors, "' 2>&1");
+  PythonRun r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
+  const int status = pclose(pipe);
+  r.samples_per_second = JsonNumber(r.output, "samples_per_second");
+  r.first_loss = JsonNumber(r.output, "first_loss");
+  r.ok = status == 0 && std::isfinite(r.samples_per_second) && std::isfinite(r.first_loss);
+  return r;
+}
+
+// Returns false when the two implementations disagree or Python fails.
+bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args) {
+  const std::string config = absl::StrCat(args.source_dir, "/configs/", preset, ".textproto");
+  absl::StatusOr<TrainOptions> loaded = LoadExperimentConfig(config);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
+    return false;
+  }
+  const TrainOptions& o = *loaded;
+  absl::StatusOr<ModelConfig> model_config = ModelPreset(o.preset, kind);
+  if (!model_config.ok()) {
+    std::fprintf(stderr, "%s\n", model_config.status().ToString().c_str());
+    return false;
+  }
+  const ModelConfig& mc = *model_config;
+  const int64_t context = ContextSamples(mc);
+  const int64_t batch = o.data.batch_size;
+  const int64_t n = context + o.data.window_samples;
+  const int steps = args.steps > 0 ? args.steps : (preset == "tiny" ? 40 : 8);
+
+  torch::manual_seed(1);
+  Autoencoder model = *MakeAutoencoder(mc);
+  model->train();
+  at::Generator data_gen = at::detail::createCPUGenerator(7);
+  ModelBatch mb{
+      .audio = (torch::randn({batch, n}, data_gen) * 0.2).clamp(-1, 1),
+      .conditioning =
+          (torch::rand({batch, kMidiFeatureChannels, n}, data_gen) > 0.99).to(torch::kFloat),
+      .reference = (torch::randn({batch, static_cast<int64_t>(o.data.reference_samples)},
+                                 data_gen) * 0.2).clamp(-1, 1)};
+
+  // Exchange files for the Python side.
+  const std::string dir = absl::StrCat(std::filesystem::temp_directory_path().string(),
+                                       "/train_bench_", getpid());
+  std::filesystem::create_directories(dir);
+  const std::string spec = dir + "/spec.json", tensors = dir + "/tensors.bin";
+  std::ofstream(spec) << Json(mc, o, context, args.threads, steps, args.warmup);
+  std::vector<std::pair<std::string, torch::Tensor>> all;
+  for (const auto& p : model->named_parameters()) all.emplace_back("model/" + p.key(), p.value());
+  for (const auto& b : model->named_buffers()) all.emplace_back("model/" + b.key(), b.value());
+  all.emplace_back("batch/audio", mb.audio);
+  all.emplace_back("batch/conditioning", mb.conditioning);
+  all.emplace_back("batch/reference", mb.reference);
+  if (!WriteTensors(tensors, all)) {
+    std::fprintf(stderr, "cannot write %s\n", tensors.c_str());
+    return false;
+  }
+
+  std::vector<torch::Tensor> params = model->parameters();
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.optimizer.lr)
+                                      .betas({o.optimizer.beta1, o.optimizer.beta2})
+                                      .eps(o.optimizer.eps)
+                                      .weight_decay(o.optimizer.weight_decay));
+  const double clip =
+      o.grad_clip_norm > 0 ? o.grad_clip_norm : std::numeric_limits<double>::infinity();
+  at::Generator noise = at::detail::createCPUGenerator(kNoiseSeed);
+  auto step = [&]() {
+    adam.zero_grad();
+    torch::Tensor loss = model->Loss(mb, noise)->total;
+    const double value = loss.item<double>();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(params, clip);
+    adam.step();
+    return value;
+  };
+
+  double best_cpp = 0, best_py = 0, cpp_first = 0, py_first = 0;
+  bool first = true;
+  for (int r = 0; r < args.repeats; ++r) {
+    if (first) {
+      cpp_first = step();
+      for (int i = 1; i < args.warmup; ++i) step();
+      first = false;
+    } else {
+      for (int i = 0; i < args.warmup; ++i) step();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) step();
+    best_cpp = std::max(best_cpp, steps * batch * o.data.window_samples / Seconds(start));
+
+    PythonRun py = RunPython(args, spec, tensors);
+    if (!py.ok) {
+      std::fprintf(stderr, "python baseline failed:\n%s\n", py.output.c_str());
+      RemoveTree(dir);
+      return false;
+    }
+    py_first = py.first_loss;
+    best_py = std::max(best_py, py.samples_per_second);
+  }
+  RemoveTree(dir);
+
+  const bool same = std::abs(cpp_first - py_first) <= 1e-3 * std::max(1.0, std::abs(cpp_first));
+  std::printf("%-6s %-14s %3lld x %-5u %9lld %12.0f %12.0f %7.2fx   %.6f / %.6f%s\n",
+              preset.c_str(), std::string(DecoderKindName(kind)).c_str(),
+              static_cast<long long>(batch), o.data.window_samples,
+              static_cast<long long>(model->ParameterCount()), best_cpp, best_py,
+              best_cpp / best_py, cpp_first, py_first, same ? "" : "  MISMATCH");
+  std::fflush(stdout);
+  return same;
+}
+
+}  // namespace
+}  // namespace pianola
+
+int main(int argc, char** argv) {
+  using namespace pianola;
+  ArgParser p("train_bench [--presets tiny,small] [--decoders autoregressive,parallel] "
+              "[--steps N] [--warmup N] [--repeats N] [--threads N] [--python PATH]");
+  p.AddFlag("presets").AddFlag("decoders").AddFlag("steps").AddFlag("warmup")
+      .AddFlag("repeats").AddFlag("threads").AddFlag("python");
+  absl::StatusOr<Args> parsed = p.Parse(argc - 1, argv + 1);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s\nusage: %s\n", std::string(parsed.status().message()).c_str(),
+                 p.usage().c_str());
+    return 2;
+  }
+  BenchArgs args;
+  if (parsed->Has("presets")) args.presets = parsed->GetAll("presets");
+  if (parsed->Has("decoders")) {
+    args.decoders.clear();
+    for (const std::string& d : parsed->GetAll("decoders")) {
+      absl::StatusOr<DecoderKind> kind = ParseDecoderKind(d);
+      if (!kind.ok()) {
+        std::fprintf(stderr, "--decoders: %s\n", std::string(kind.status().message()).c_str());
+        return 2;
+      }
+      args.decoders.push_back(*kind);
+    }
+  }
+  for (auto [flag, target] : {std::pair<const char*, int*>{"steps", &args.steps},
+                              {"warmup", &args.warmup},
+                              {"repeats", &args.repeats},
+                              {"threads", &args.threads}}) {
+    absl::StatusOr<int64_t> v = parsed->GetInt(flag, *target);
+    if (!v.ok() || *v < 0 || *v > 100000) {
+      std::fprintf(stderr, "--%s: expected a count\n", flag);
+      return 2;
+    }
+    *target = static_cast<int>(*v);
+  }
+  if (args.warmup < 1 || args.repeats < 1 || args.threads < 1) {
+    std::fprintf(stderr, "--warmup, --repeats and --threads must be >= 1\n");
+    return 2;
+  }
+  args.python = parsed->Get("python", args.python);
+  if (const char* src = std::getenv("PIANOLA_SOURCE_DIR")) args.source_dir = src;
+
+  torch::set_num_threads(args.threads);
+  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  std::printf("training step throughput (target audio samples/s), %d threads, torch %s\n",
+              args.threads, TORCH_VERSION);
+  std::printf("%-6s %-14s %-11s %9s %12s %12s %8s   %s\n", "preset", "decoder", "batch",
+              "params", "C++", "Python", "ratio", "step-0 loss C++ / Python");
+  bool ok = true;
+  for (const std::string& preset : args.presets) {
+    for (DecoderKind kind : args.decoders) ok = RunCase(preset, kind, args) && ok;
+  }
+  return ok ? 0 : 1;
+}

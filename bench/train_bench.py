@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Training-step throughput of Pianola's model in PyTorch eager (the baseline
+of bench/train_bench.cc).
+
+An independent Python implementation of the same architecture as
+trainer/{mel,timbre_encoder,wavenet,autoencoder,losses,mulaw}.cc: log-mel
+timbre encoder with mean/std pooling, WaveNet decoder (autoregressive µ-law
+with embedding input, or parallel over noise), µ-law cross-entropy or the
+multi-resolution STFT loss, Adam, gradient clipping. train_bench.cc writes the
+model shape (spec JSON) and, in one binary file, its initial weights and one
+batch; this script loads them by parameter name (every name and shape must
+match, which checks the architecture), prints the step-0 loss (which the C++
+side compares with its own), then times training steps.
+
+Usage: train_bench.py --spec SPEC.json --tensors TENSORS.bin
+Prints one JSON object on stdout.
+"""
+
+import argparse
+import json
+import math
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# --- exchange file (see WriteTensors in train_bench.cc) -----------------------
+def read_tensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"PNLBENCH":
+        raise SystemExit(f"{path}: bad magic")
+    (count,) = struct.unpack_from("<I", data, 8)
+    at = 12
+    out = {}
+    for _ in range(count):
+        (name_len,) = struct.unpack_from("<I", data, at)
+        at += 4
+        name = data[at:at + name_len].decode()
+        at += name_len
+        ndim, dtype = struct.unpack_from("<II", data, at)
+        at += 8
+        dims = struct.unpack_from(f"<{ndim}q", data, at)
+        at += 8 * ndim
+        np_dtype = {0: np.float32, 1: np.int64}[dtype]
+        n = int(np.prod(dims)) if ndim else 1
+        arr = np.frombuffer(data, dtype=np_dtype, count=n, offset=at).reshape(dims)
+        at += n * np.dtype(np_dtype).itemsize
+        out[name] = torch.from_numpy(arr.copy())
+    return out
+
+
+# --- model ---------------------------------------------------------------------
+def hz_to_mel(hz):
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+
+def mel_to_hz(mel):
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_fft, n_mels, sample_rate, f_min, f_max):
+    if f_max <= 0:
+        f_max = sample_rate / 2.0
+    lo, hi = hz_to_mel(f_min), hz_to_mel(f_max)
+    points = [mel_to_hz(lo + (hi - lo) * i / (n_mels + 1)) for i in range(n_mels + 2)]
+    freqs = np.arange(n_fft // 2 + 1, dtype=np.float64) * sample_rate / n_fft
+    fb = np.zeros((n_mels, n_fft // 2 + 1), dtype=np.float32)
+    for m in range(n_mels):
+        left, center, right = points[m], points[m + 1], points[m + 2]
+        up = (freqs - left) / (center - left)
+        down = (right - freqs) / (right - center)
+        fb[m] = np.maximum(0.0, np.minimum(up, down))
+    return torch.from_numpy(fb)
+
+
+class LogMel(nn.Module):
+    def __init__(self, mel, sample_rate):
+        super().__init__()
+        self.n_fft, self.hop, self.log_floor = mel["n_fft"], mel["hop"], mel["log_floor"]
+        self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True))
+        self.register_buffer("filterbank", mel_filterbank(
+            self.n_fft, mel["n_mels"], sample_rate, mel["f_min"], mel["f_max"]))
+
+    def forward(self, x):
+        spec = torch.stft(x, self.n_fft, self.hop, self.n_fft, self.window, center=True,
+                          pad_mode="reflect", normalized=False, onesided=True,
+                          return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        return torch.log(torch.matmul(self.filterbank, power) + self.log_floor)
+
+
+class Encoder(nn.Module):
+    def __init__(self, e, sample_rate):
+        super().__init__()
+        self.mel = LogMel(e["mel"], sample_rate)
+        k, c = e["kernel_size"], e["channels"]
+        convs, cin = [], e["mel"]["n_mels"]
+        for _ in range(e["layers"]):
+            convs.append(nn.Conv1d(cin, c, k, padding=k // 2))
+            cin = c
+        self.convs = nn.ModuleList(convs)
+        self.project = nn.Linear(2 * c, e["z_dim"])
+
+    def forward(self, ref):
+        x = self.mel(ref)
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        mean = x.mean(-1)
+        std = (x.var(-1, unbiased=False) + 1e-5).sqrt()
+        return self.project(torch.cat([mean, std], 1))
+
+
+class WaveNet(nn.Module):
+    def __init__(self, d, z_dim):
+        super().__init__()
+        self.ar = d["kind"] == "autoregressive"
+        self.layers = d["layers_per_cycle"] * d["cycles"]
+        self.lpc, self.k = d["layers_per_cycle"], d["kernel_size"]
+        r, g, s = d["residual_channels"], d["gate_channels"], d["skip_channels"]
+        h, q = d["cond_hidden_channels"], d["quantization_levels"]
+        self.g = g
+        if self.ar:
+            self.embedding = nn.Embedding(q, r)
+        else:
+            self.input_conv = nn.Conv1d(1, r, 1)
+        self.cond_hidden = nn.Conv1d(d["cond_channels"], h, 1)
+        self.z_proj = nn.Linear(z_dim, self.layers * 2 * g, bias=False)
+        for i in range(self.layers):
+            dil = self.dilation(i)
+            pad = 0 if self.ar else dil * (self.k - 1) // 2
+            setattr(self, f"dilated{i}", nn.Conv1d(r, 2 * g, self.k, dilation=dil, padding=pad))
+            setattr(self, f"cond{i}", nn.Conv1d(h, 2 * g, 1, bias=False))
+            if i + 1 < self.layers:
+                setattr(self, f"residual{i}", nn.Conv1d(g, r, 1))
+            setattr(self, f"skip{i}", nn.Conv1d(g, s, 1))
+        self.head_hidden = nn.Conv1d(s, s, 1)
+        self.head_out = nn.Conv1d(s, q if self.ar else 1, 1)
+
+    def dilation(self, i):
+        return 1 << (i % self.lpc)
+
+    def forward(self, inp, cond, z):
+        if self.ar:
+            x = self.embedding(inp).transpose(1, 2)
+        else:
+            x = self.input_conv(inp.unsqueeze(1))
+        hidden = self.cond_hidden(cond)
+        global_biases = self.z_proj(z)
+        g2 = 2 * self.g
+        scale = math.sqrt(0.5)
+        skip = None
+        for i in range(self.layers):
+            dil = self.dilation(i)
+            conv = getattr(self, f"dilated{i}")
+            if self.ar:
+                a = F.conv1d(F.pad(x, ((self.k - 1) * dil, 0)), conv.weight, None, 1, 0, dil)
+            else:
+                a = F.conv1d(x, conv.weight, None, 1, dil * (self.k - 1) // 2, dil)
+            bias = getattr(self, f"cond{i}")(hidden) + conv.bias.view(1, g2, 1)
+            bias = bias + global_biases[:, i * g2:(i + 1) * g2].unsqueeze(-1)
+            a = a + bias
+            gated = torch.tanh(a[:, :self.g]) * torch.sigmoid(a[:, self.g:])
+            s = getattr(self, f"skip{i}")(gated)
+            skip = s if skip is None else skip + s
+            if i + 1 < self.layers:
+                x = (x + getattr(self, f"residual{i}")(gated)) * scale
+        out = self.head_out(torch.relu(self.head_hidden(torch.relu(skip))))
+        return out if self.ar else out.squeeze(1)
+
+
+def mulaw_encode(audio, levels):
+    mu = levels - 1
+    x = audio.clamp(-1.0, 1.0)
+    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
+    return torch.round((y + 1.0) * (mu / 2.0)).clamp(0, mu).long()
+
+
+def stft_magnitude(x, fft, hop, win):
+    window = torch.hann_window(win)
+    spec = torch.stft(x, fft, hop, win, window, center=True, pad_mode="reflect",
+                      normalized=False, onesided=True, return_complex=True)
+    return (spec.real.square() + spec.imag.square()).clamp_min(1e-7).sqrt()
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        self.encoder = Encoder(spec["encoder"], spec["sample_rate"])
+        self.decoder = WaveNet(spec["decoder"], spec["encoder"]["z_dim"])
+
+    def loss(self, audio, cond, ref, noise_gen):
+        z = self.encoder(ref)
+        n = audio.size(1)
+        context = self.spec["context_samples"]
+        d = self.spec["decoder"]
+        if d["kind"] == "autoregressive":
+            classes = mulaw_encode(audio, d["quantization_levels"])
+            logits = self.decoder(classes[:, :n - 1], cond[:, :, 1:], z)
+            return F.cross_entropy(logits[:, :, context - 1:n - 1], classes[:, context:])
+        noise = torch.randn(audio.size(0), n, generator=noise_gen)
+        pred = self.decoder(noise, cond, z)[:, context:]
+        target = audio[:, context:]
+        loss = self.spec["loss"]
+        sc_total, lm_total = 0.0, 0.0
+        for fft, hop, win in loss["stft_resolutions"]:
+            p = stft_magnitude(pred, fft, hop, win)
+            t = stft_magnitude(target, fft, hop, win)
+            sc_total = sc_total + (t - p).square().sum().sqrt() / t.square().sum().sqrt()
+            lm_total = lm_total + (torch.log(t) - torch.log(p)).abs().mean()
+        r = len(loss["stft_resolutions"])
+        total = loss["stft_weight"] * (loss["spectral_convergence_weight"] * sc_total / r +
+                                       loss["log_magnitude_weight"] * lm_total / r)
+        if loss["waveform_l1_weight"] > 0:
+            total = total + loss["waveform_l1_weight"] * (pred - target).abs().mean()
+        return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", required=True)
+    ap.add_argument("--tensors", required=True)
+    args = ap.parse_args()
+    with open(args.spec) as f:
+        spec = json.load(f)
+    torch.set_num_threads(spec["threads"])
+    torch.use_deterministic_algorithms(True)  # as the C++ trainer runs on a CPU
+
+    tensors = read_tensors(args.tensors)
+    model = Autoencoder(spec)
+    own = dict(model.named_parameters())
+    own.update(dict(model.named_buffers()))
+    stored = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    if set(own) != set(stored):
+        raise SystemExit("architecture mismatch: only in Python: %s; only in C++: %s" %
+                         (sorted(set(own) - set(stored)), sorted(set(stored) - set(own))))
+    with torch.no_grad():
+        for name, t in own.items():
+            if tuple(t.shape) != tuple(stored[name].shape):
+                raise SystemExit(f"{name}: Python {tuple(t.shape)} vs C++ {tuple(stored[name].shape)}")
+            t.copy_(stored[name])
+    audio, cond, ref = tensors["batch/audio"], tensors["batch/conditioning"], tensors["batch/reference"]
+
+    opt = spec["optimizer"]
+    params = list(model.parameters())
+    adam = torch.optim.Adam(params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]),
+                            eps=opt["eps"], weight_decay=opt["weight_decay"])
+    noise_gen = torch.Generator().manual_seed(spec["noise_seed"])
+    clip = spec["grad_clip_norm"] if spec["grad_clip_norm"] > 0 else float("inf")
+
+    def step():
+        adam.zero_grad()
+        loss = model.loss(audio, cond, ref, noise_gen)
+        value = loss.item()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, clip)
+        adam.step()
+        return value
+
+    first_loss = step()
+    for _ in range(spec["warmup_steps"] - 1):
+        step()
+    start = time.perf_counter()
+    for _ in range(spec["steps"]):
+        step()
+    elapsed = time.perf_counter() - start
+    samples = spec["steps"] * audio.size(0) * spec["window_samples"]
+    json.dump({"samples_per_second": samples / elapsed, "seconds": elapsed,
+               "first_loss": first_loss, "parameters": sum(p.numel() for p in params),
+               "torch": torch.__version__, "threads": torch.get_num_threads()}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
