@@ -219,9 +219,17 @@ TEST(DataClientTest, FailsOverWhenItsServerStopsMidStream) {
 }
 
 TEST(DataClientTest, ReconnectsToARestartedServer) {
-  auto servers = StartServers();
+  // The shard must be far larger than what socket and HTTP/2 buffers hold, or
+  // the whole stream can arrive before the server stops and nothing fails over.
+  TestDataServersOptions so;
+  so.pieces = 8;
+  so.piece_seconds = {20.0};
+  auto servers = StartServers(so);
   ASSERT_NE(servers, nullptr);
   DataClientOptions o = BaseOptions({servers->address(0)}, servers->dataset_name());
+  o.window_samples = 4000;
+  o.context_samples = 0;
+  o.reference_samples = 4000;
   auto direct = MakeClient(o);
   ASSERT_NE(direct, nullptr);
   absl::StatusOr<std::vector<WindowData>> want = ReadAll(*direct);
