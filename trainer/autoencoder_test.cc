@@ -76,7 +76,9 @@ TEST_F(AutoencoderTest, TinyAutoregressiveOverfitsOneBatch) {
 TEST_F(AutoencoderTest, TinyParallelOverfitsOneBatch) {
   Autoencoder model = *MakeAutoencoder(*ModelPreset("tiny", DecoderKind::kParallel));
   ModelBatch batch = MakeBatch(model->context_samples() + 512);
-  auto [first, best] = Overfit(model, batch, 300, 3e-3, true);
+  // The folded tiny decoder halves its loss in ~240 steps here; the loop
+  // stops as soon as it does.
+  auto [first, best] = Overfit(model, batch, 500, 3e-3, true);
   EXPECT_LT(best, first / 2) << "first " << first;
 }
 

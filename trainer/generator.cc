@@ -400,11 +400,15 @@ absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tenso
     const torch::Device device = decoder->parameters().front().device();
     const int64_t batch = cond_in.size(0);
     const int64_t total = cond_in.size(2);
-    const int64_t half = (decoder->receptive_field() - 1) / 2;
+    // Chunks start on fold boundaries and overlap by whole folded blocks, so
+    // every chunk folds its samples exactly as the one pass does.
+    const int64_t fold = decoder->fold();
+    const int64_t half = decoder->context_samples();  // a multiple of fold
     torch::Tensor cond = cond_in.to(device, torch::kFloat);
     torch::Tensor zd = z.defined() ? z.to(device) : z;
     torch::Tensor noise = torch::randn({batch, total}, rng, torch::kFloat).to(device);
-    const int64_t chunk = options.chunk_samples > 0 ? options.chunk_samples : total;
+    const int64_t chunk =
+        options.chunk_samples > 0 ? (options.chunk_samples + fold - 1) / fold * fold : total;
     if (chunk >= total) {
       torch::Tensor out = decoder->forward(noise, cond, zd);
       if (options.on_progress) options.on_progress(total, total);

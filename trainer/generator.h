@@ -19,8 +19,10 @@
 // benchmark baseline.
 //
 // RenderParallel: the parallel decoder over noise in one pass, or in chunks
-// overlapping by half the receptive field on each side for long inputs
-// (exact: every kept output sees all the inputs it depends on).
+// for long inputs. Chunks start on fold boundaries and read
+// DecoderContextSamples more samples on each side (whole folded blocks), so
+// every kept output sees all the inputs it depends on, folded as in one pass:
+// the result equals one pass up to float rounding.
 //
 // A generator holds the decoder module (shared, not copied) and, for the CPU
 // kernel, a snapshot of its weights taken at Create(): create a new one after
@@ -108,8 +110,9 @@ absl::StatusOr<GenerationResult> NaiveGenerate(WaveNet decoder, const torch::Ten
 int64_t SampleClass(const float* logits, int classes, double temperature, double u);
 
 struct ParallelRenderOptions {
-  // Output samples per pass; each pass also reads half the receptive field
-  // on each side. <= 0: one pass however long the input.
+  // Output samples per pass, rounded up to a multiple of the decoder's fold;
+  // each pass also reads the decoder's context samples on each side. <= 0:
+  // one pass however long the input.
   int64_t chunk_samples = 1 << 16;
   std::function<void(int64_t, int64_t)> on_progress;
 };

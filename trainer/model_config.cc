@@ -90,7 +90,13 @@ absl::Status ValidateDecoder(const DecoderConfig& d) {
   RETURN_IF_ERROR(CheckRange("decoder.cond_channels", d.cond_channels, 0, kMaxChannels));
   RETURN_IF_ERROR(
       CheckRange("decoder.cond_hidden_channels", d.cond_hidden_channels, 0, kMaxChannels));
+  RETURN_IF_ERROR(CheckRange("decoder.fold", d.fold, 1, 256));
   if (d.kind == DecoderKind::kAutoregressive) {
+    if (d.fold != 1) {
+      return Bad("decoder.fold",
+                 absl::StrCat("must be 1 for the autoregressive decoder (it generates sample by "
+                              "sample), got ", d.fold));
+    }
     RETURN_IF_ERROR(CheckRange("decoder.kernel_size", d.kernel_size, 2, 16));
     RETURN_IF_ERROR(CheckRange("decoder.quantization_levels", d.quantization_levels, 2, 65536));
     if (d.ar_input != ArInput::kEmbedding && d.ar_input != ArInput::kScalar) {
@@ -102,6 +108,14 @@ absl::Status ValidateDecoder(const DecoderConfig& d) {
       return Bad("decoder.kernel_size",
                  absl::StrCat("must be odd for the parallel (non-causal) decoder, got ",
                               d.kernel_size));
+    }
+    if (d.fold > 1) {
+      RETURN_IF_ERROR(CheckRange("decoder.cond_fold_filters", d.cond_fold_filters, 1, d.fold));
+      if (d.cond_channels > 0 && d.cond_hidden_channels == 0) {
+        return Bad("decoder.cond_hidden_channels",
+                   absl::StrCat("must be positive when decoder.fold > 1 (the folded MIDI "
+                                "features go through it), got 0"));
+      }
     }
   }
   return absl::OkStatus();
@@ -174,7 +188,8 @@ absl::StatusOr<ModelConfig> ModelPreset(absl::string_view name, DecoderKind kind
   c.decoder.kind = kind;
   const bool parallel = kind == DecoderKind::kParallel;
   if (name == "tiny") {
-    // Seconds on CPU: receptive field 31 (AR) / 61 (parallel) samples.
+    // Seconds on CPU: receptive field 31 samples (AR) / 488 samples (parallel:
+    // fold 8, 61 folded steps).
     c.encoder.mel = {.n_fft = 256, .hop = 128, .n_mels = 32};
     c.encoder.channels = 32;
     c.encoder.layers = 2;
@@ -187,11 +202,14 @@ absl::StatusOr<ModelConfig> ModelPreset(absl::string_view name, DecoderKind kind
     c.decoder.gate_channels = 16;
     c.decoder.skip_channels = 16;
     c.decoder.cond_hidden_channels = 16;
+    if (parallel) c.decoder.fold = 8;
     // Short windows in tests: resolutions that fit a few hundred samples.
     c.loss.stft_resolutions = {{128, 16, 64}, {256, 32, 128}, {64, 8, 32}};
   } else if (name == "small") {
     // CPU demos. AR: 20 layers, receptive field 2047 samples (128 ms).
-    // Parallel: narrower, so one pass runs far faster than real time on CPU.
+    // Parallel: fold 16, so the stack runs at 1 kHz and one pass renders far
+    // faster than real time on 2 CPU cores; 12 layers (2 cycles of folded
+    // dilations 1..32), receptive field 4048 samples (253 ms).
     c.encoder.mel = {.n_fft = 1024, .hop = 256, .n_mels = 80};
     c.encoder.channels = 128;
     c.encoder.layers = 4;
@@ -199,11 +217,14 @@ absl::StatusOr<ModelConfig> ModelPreset(absl::string_view name, DecoderKind kind
     c.decoder.layers_per_cycle = 10;
     c.decoder.cycles = 2;
     if (parallel) {
+      c.decoder.fold = 16;
+      c.decoder.cond_fold_filters = 2;
+      c.decoder.layers_per_cycle = 6;
       c.decoder.kernel_size = 3;
-      c.decoder.residual_channels = 24;
-      c.decoder.gate_channels = 24;
-      c.decoder.skip_channels = 24;
-      c.decoder.cond_hidden_channels = 24;
+      c.decoder.residual_channels = 64;
+      c.decoder.gate_channels = 64;
+      c.decoder.skip_channels = 64;
+      c.decoder.cond_hidden_channels = 64;
     } else {
       c.decoder.kernel_size = 2;
       c.decoder.residual_channels = 64;
@@ -213,8 +234,10 @@ absl::StatusOr<ModelConfig> ModelPreset(absl::string_view name, DecoderKind kind
     }
   } else if (name == "base") {
     // GPU scale. AR: NSynth-like 30 layers (3 cycles of 10), 256 channels,
-    // receptive field 3070 samples (192 ms). Parallel: Parallel WaveGAN's
-    // generator (30 layers, kernel 3, 64 residual / 128 gate / 64 skip).
+    // receptive field 3070 samples (192 ms). Parallel: fold 16 with Parallel
+    // WaveGAN's kernel 3 and 3 cycles, twice its channels (128 residual / 256
+    // gate / 128 skip, each folded step carries 16 samples); 18 layers of
+    // folded dilations 1..32, receptive field 6064 samples (379 ms).
     c.encoder.mel = {.n_fft = 1024, .hop = 256, .n_mels = 80};
     c.encoder.channels = 256;
     c.encoder.layers = 6;
@@ -222,11 +245,14 @@ absl::StatusOr<ModelConfig> ModelPreset(absl::string_view name, DecoderKind kind
     c.decoder.layers_per_cycle = 10;
     c.decoder.cycles = 3;
     if (parallel) {
+      c.decoder.fold = 16;
+      c.decoder.cond_fold_filters = 4;
+      c.decoder.layers_per_cycle = 6;
       c.decoder.kernel_size = 3;
-      c.decoder.residual_channels = 64;
-      c.decoder.gate_channels = 128;
-      c.decoder.skip_channels = 64;
-      c.decoder.cond_hidden_channels = 80;
+      c.decoder.residual_channels = 128;
+      c.decoder.gate_channels = 256;
+      c.decoder.skip_channels = 128;
+      c.decoder.cond_hidden_channels = 128;
     } else {
       c.decoder.kernel_size = 2;
       c.decoder.residual_channels = 256;
@@ -250,19 +276,24 @@ absl::Status Validate(const ModelConfig& config) {
   return absl::OkStatus();
 }
 
+namespace {
+int64_t SumDilations(const DecoderConfig& config) {
+  int64_t sum = 0;
+  for (int i = 0; i < config.num_layers(); ++i) sum += int64_t{1} << (i % config.layers_per_cycle);
+  return sum;
+}
+}  // namespace
+
 int64_t DecoderReceptiveField(const DecoderConfig& config) {
-  int64_t sum_dilations = 0;
-  for (int i = 0; i < config.num_layers(); ++i) {
-    sum_dilations += int64_t{1} << (i % config.layers_per_cycle);
-  }
-  return 1 + (config.kernel_size - 1) * sum_dilations;
+  return int64_t{config.effective_fold()} * (1 + (config.kernel_size - 1) * SumDilations(config));
 }
 
-int64_t ContextSamples(const ModelConfig& config) {
-  const int64_t rf = DecoderReceptiveField(config.decoder);
-  if (config.decoder.kind == DecoderKind::kAutoregressive) return rf;
-  return (rf - 1) / 2;
+int64_t DecoderContextSamples(const DecoderConfig& config) {
+  if (config.kind == DecoderKind::kAutoregressive) return DecoderReceptiveField(config);
+  return int64_t{config.effective_fold()} * ((config.kernel_size - 1) / 2) * SumDilations(config);
 }
+
+int64_t ContextSamples(const ModelConfig& config) { return DecoderContextSamples(config.decoder); }
 
 std::string DescribeModelConfig(const ModelConfig& c) {
   const DecoderConfig& d = c.decoder;
@@ -273,6 +304,13 @@ std::string DescribeModelConfig(const ModelConfig& c) {
       DecoderKindName(d.kind), d.num_layers(), d.cycles, 1 << (d.layers_per_cycle - 1),
       d.kernel_size, d.residual_channels, d.gate_channels, d.skip_channels, d.cond_channels,
       d.cond_hidden_channels);
+  if (d.effective_fold() > 1) {
+    absl::StrAppendFormat(&out,
+                          "fold %d: the stack runs at %.1f Hz; MIDI folded by %d length-%d "
+                          "filters per channel\n",
+                          d.fold, static_cast<double>(c.sample_rate) / d.fold,
+                          d.cond_fold_filters, d.fold);
+  }
   absl::StrAppendFormat(&out, "receptive field: %d samples (%.1f ms at %d Hz); context %d samples\n",
                         rf, 1000.0 * rf / c.sample_rate, c.sample_rate, ContextSamples(c));
   const EncoderConfig& e = c.encoder;

@@ -94,8 +94,27 @@ struct DecoderConfig {
   int cond_hidden_channels = 64;
   int quantization_levels = 256;  // autoregressive: µ-law classes
   ArInput ar_input = ArInput::kEmbedding;
+  // Parallel only: fold (space-to-depth) factor F. The stack runs at
+  // sample_rate / F: the noise [B, T] becomes F channels at T / F steps (T
+  // zero-padded up to a multiple of F, the output cropped back), the MIDI
+  // features reach the folded rate through a learned strided conv (kernel F,
+  // stride F; see cond_fold_filters), dilations count folded steps, and the
+  // head's F output channels are unfolded back into F consecutive samples.
+  // Each layer then costs 1/F of its unfolded price per output sample. 1: no
+  // folding, the stack runs at the audio rate. Autoregressive: must be 1.
+  int fold = 1;
+  // Parallel with fold > 1: the strided conv that brings the MIDI features to
+  // the folded rate is factored as a learned temporal basis of this many
+  // length-F filters shared by all channels (each channel's F samples of a
+  // block -> cond_fold_filters values), then a 1x1 conv from cond_channels *
+  // cond_fold_filters to cond_hidden_channels. Two filters suffice to keep an
+  // onset impulse's velocity and its position within the block (a sum and a
+  // ramp can be learned); fold filters make it a full-rank strided conv.
+  int cond_fold_filters = 2;
 
   int num_layers() const { return layers_per_cycle * cycles; }
+  // The fold actually applied (1 for the autoregressive decoder).
+  int effective_fold() const { return kind == DecoderKind::kParallel ? fold : 1; }
 };
 
 // One STFT resolution of the multi-resolution STFT loss (Hann window of
@@ -143,13 +162,23 @@ absl::StatusOr<ModelConfig> ModelPreset(absl::string_view name,
 absl::Status Validate(const ModelConfig& config);
 
 // Decoder receptive field in samples: how many input positions one output
-// depends on (1 + (kernel_size - 1) * sum of dilations).
+// depends on, F * (1 + (kernel_size - 1) * sum of dilations) with F the fold
+// (1 unless parallel): an output sample depends on whole folded blocks of F
+// samples, 1 + (kernel_size - 1) * sum of dilations of them.
 int64_t DecoderReceptiveField(const DecoderConfig& config);
+
+// Samples one output depends on on each side of its own folded block: the
+// overlap chunked parallel rendering needs, F * (kernel_size - 1) / 2 * sum of
+// dilations (the left half of (receptive field - F)). Parallel only; for the
+// autoregressive decoder it is the receptive field (see ContextSamples).
+int64_t DecoderContextSamples(const DecoderConfig& config);
 
 // Samples of audio (and conditioning) a training window needs before its
 // first loss position: the `R` of the data request's `L + R` target samples.
 // Autoregressive: the receptive field (the prediction of sample t reads
-// samples t-R .. t-1). Parallel: the left half of the receptive field (the
+// samples t-R .. t-1). Parallel: DecoderContextSamples, the left half of the
+// receptive field beyond the output's own folded block (any R >= it puts the
+// first loss sample's block at least that far from the window's start; the
 // right half past the window's end sees zero padding, as at a piece's end).
 int64_t ContextSamples(const ModelConfig& config);
 

@@ -9,6 +9,7 @@ namespace pianola {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(ModelConfigTest, EveryPresetValidatesForBothKinds) {
   for (const std::string& name : ModelPresetNames()) {
@@ -28,23 +29,44 @@ TEST(ModelConfigTest, UnknownPresetIsNotFoundAndListsKnownOnes) {
 }
 
 TEST(ModelConfigTest, ReceptiveFieldsAndContext) {
-  // AR: 1 + (k - 1) * sum of dilations; parallel (k = 3): context is half.
+  // AR: 1 + (k - 1) * sum of dilations. Parallel (k = 3) with fold F:
+  // F * (1 + 2 * sum of folded dilations); context F * sum of dilations.
   const struct {
     const char* name;
     DecoderKind kind;
+    int fold;
     int64_t rf, context;
   } cases[] = {
-      {"tiny", DecoderKind::kAutoregressive, 1 + 2 * 15, 31},
-      {"tiny", DecoderKind::kParallel, 1 + 2 * 2 * 15, 30},
-      {"small", DecoderKind::kAutoregressive, 1 + 2 * 1023, 2047},
-      {"small", DecoderKind::kParallel, 1 + 2 * 2 * 1023, 2046},
-      {"base", DecoderKind::kAutoregressive, 1 + 3 * 1023, 3070},
-      {"base", DecoderKind::kParallel, 1 + 2 * 3 * 1023, 3069},
+      {"tiny", DecoderKind::kAutoregressive, 1, 1 + 2 * 15, 31},
+      {"tiny", DecoderKind::kParallel, 8, 8 * (1 + 2 * 2 * 15), 8 * 2 * 15},
+      {"small", DecoderKind::kAutoregressive, 1, 1 + 2 * 1023, 2047},
+      {"small", DecoderKind::kParallel, 16, 16 * (1 + 2 * 2 * 63), 16 * 2 * 63},
+      {"base", DecoderKind::kAutoregressive, 1, 1 + 3 * 1023, 3070},
+      {"base", DecoderKind::kParallel, 16, 16 * (1 + 2 * 3 * 63), 16 * 3 * 63},
   };
   for (const auto& c : cases) {
     ModelConfig config = *ModelPreset(c.name, c.kind);
+    EXPECT_EQ(config.decoder.effective_fold(), c.fold) << c.name;
     EXPECT_EQ(DecoderReceptiveField(config.decoder), c.rf) << c.name;
     EXPECT_EQ(ContextSamples(config), c.context) << c.name;
+    EXPECT_EQ(DecoderContextSamples(config.decoder), c.context) << c.name;
+  }
+}
+
+TEST(ModelConfigTest, FoldOneIsTheUnfoldedParallelDecoder) {
+  ModelConfig config = *ModelPreset("small", DecoderKind::kParallel);
+  config.decoder.fold = 1;
+  ASSERT_TRUE(Validate(config).ok());
+  EXPECT_EQ(DecoderReceptiveField(config.decoder), 1 + 2 * 2 * 63);
+  EXPECT_EQ(ContextSamples(config), 2 * 63);
+  // The receptive field scales with the fold; the context stays a whole
+  // number of folded blocks.
+  for (int fold : {2, 4, 8, 32}) {
+    config.decoder.fold = fold;
+    ASSERT_TRUE(Validate(config).ok()) << fold;
+    EXPECT_EQ(DecoderReceptiveField(config.decoder), fold * (1 + 2 * 2 * 63)) << fold;
+    EXPECT_EQ(ContextSamples(config) % fold, 0) << fold;
+    EXPECT_EQ(2 * ContextSamples(config) + fold, DecoderReceptiveField(config.decoder)) << fold;
   }
 }
 
@@ -60,6 +82,11 @@ TEST(ModelConfigTest, DescriptionPrintsReceptiveField) {
   const std::string text = DescribeModelConfig(*ModelPreset("small"));
   EXPECT_THAT(text, HasSubstr("receptive field: 2047 samples (127.9 ms at 16000 Hz)"));
   EXPECT_THAT(text, HasSubstr("autoregressive"));
+  EXPECT_THAT(text, Not(HasSubstr("fold")));
+  const std::string parallel = DescribeModelConfig(*ModelPreset("small", DecoderKind::kParallel));
+  EXPECT_THAT(parallel, HasSubstr("fold 16: the stack runs at 1000.0 Hz"));
+  EXPECT_THAT(parallel, HasSubstr("receptive field: 4048 samples (253.0 ms at 16000 Hz); "
+                                  "context 2016 samples"));
 }
 
 // Each invalid field is named in the error.
@@ -78,6 +105,15 @@ TEST(ModelConfigTest, ValidateNamesTheBadField) {
   };
   add("sample_rate", good, [](ModelConfig& c) { c.sample_rate = 0; });
   add("decoder.kernel_size", good_parallel, [](ModelConfig& c) { c.decoder.kernel_size = 4; });
+  add("decoder.fold", good, [](ModelConfig& c) { c.decoder.fold = 16; });  // AR
+  add("decoder.fold", good_parallel, [](ModelConfig& c) { c.decoder.fold = 0; });
+  add("decoder.fold", good_parallel, [](ModelConfig& c) { c.decoder.fold = 1024; });
+  add("decoder.cond_fold_filters", good_parallel,
+      [](ModelConfig& c) { c.decoder.cond_fold_filters = 0; });
+  add("decoder.cond_fold_filters", good_parallel,
+      [](ModelConfig& c) { c.decoder.cond_fold_filters = c.decoder.fold + 1; });
+  add("decoder.cond_hidden_channels", good_parallel,
+      [](ModelConfig& c) { c.decoder.cond_hidden_channels = 0; });
   add("decoder.kernel_size", good, [](ModelConfig& c) { c.decoder.kernel_size = 1; });
   add("decoder.layers_per_cycle", good, [](ModelConfig& c) { c.decoder.layers_per_cycle = 17; });
   add("decoder.cycles", good, [](ModelConfig& c) { c.decoder.cycles = 0; });

@@ -11,6 +11,41 @@ namespace pianola {
 
 namespace nn = torch::nn;
 
+namespace {
+
+// x [B, C, T] -> [B * C, T', F]: block j of channel c as row j (T' =
+// ceil(T / F), the last block zero-padded). A view when T is a multiple of F.
+torch::Tensor Blocks(const torch::Tensor& x, int64_t f) {
+  const int64_t b = x.size(0), c = x.size(1), t = x.size(2);
+  const int64_t full = t / f;
+  torch::Tensor main = x.narrow(2, 0, full * f).reshape({b * c, full, f});
+  if (full * f == t) return main;
+  torch::Tensor tail = torch::constant_pad_nd(x.narrow(2, full * f, t - full * f),
+                                              {0, (full + 1) * f - t})
+                           .reshape({b * c, 1, f});
+  return full > 0 ? torch::cat({main, tail}, 1) : tail;
+}
+
+// tanh(a[:, :G]) * sigmoid(a[:, G:]). On the CPU tanh is computed as
+// 2 sigmoid(2x) - 1: libtorch's CPU sigmoid is several times faster than its
+// tanh, which otherwise dominates the parallel decoder's elementwise work.
+torch::Tensor Gate(const torch::Tensor& a, int64_t g) {
+  torch::Tensor filter = a.narrow(1, 0, g);
+  torch::Tensor gate = torch::sigmoid(a.narrow(1, g, g));
+  if (a.is_cpu()) return (torch::sigmoid(filter * 2) * 2 - 1) * gate;
+  return torch::tanh(filter) * gate;
+}
+
+// a + b, in place into `a` (a fresh conv output: its backward does not need
+// it) when the types agree; out of place otherwise, so that under autocast a
+// float `b` still promotes the sum as before.
+torch::Tensor AddInto(torch::Tensor a, const torch::Tensor& b) {
+  if (a.scalar_type() == b.scalar_type()) return a.add_(b);
+  return a + b;
+}
+
+}  // namespace
+
 WaveNetImpl::WaveNetImpl(const DecoderConfig& config, int z_dim)
     : config_(config), z_dim_(z_dim) {
   const int r = config.residual_channels;
@@ -18,13 +53,25 @@ WaveNetImpl::WaveNetImpl(const DecoderConfig& config, int z_dim)
   const int s = config.skip_channels;
   const int k = config.kernel_size;
   const int layers = config.num_layers();
+  const int fold = config.effective_fold();
   if (config.kind == DecoderKind::kAutoregressive && config.ar_input == ArInput::kEmbedding) {
     embedding_ = register_module("embedding", nn::Embedding(config.quantization_levels, r));
   } else {
-    input_conv_ = register_module("input_conv", nn::Conv1d(nn::Conv1dOptions(1, r, 1)));
+    input_conv_ = register_module("input_conv", nn::Conv1d(nn::Conv1dOptions(fold, r, 1)));
   }
   int cond_in = config.cond_channels;
-  if (config.cond_channels > 0 && config.cond_hidden_channels > 0) {
+  if (config.cond_channels > 0 && fold > 1) {
+    // Applied per channel as a strided conv (kernel F, stride F); stored as
+    // a Conv1d so it initializes and checkpoints like one.
+    cond_fold_ = register_module(
+        "cond_fold",
+        nn::Conv1d(nn::Conv1dOptions(1, config.cond_fold_filters, fold).stride(fold).bias(false)));
+    cond_hidden_ = register_module(
+        "cond_hidden",
+        nn::Conv1d(nn::Conv1dOptions(config.cond_channels * config.cond_fold_filters,
+                                     config.cond_hidden_channels, 1)));
+    cond_in = config.cond_hidden_channels;
+  } else if (config.cond_channels > 0 && config.cond_hidden_channels > 0) {
     cond_hidden_ = register_module(
         "cond_hidden",
         nn::Conv1d(nn::Conv1dOptions(config.cond_channels, config.cond_hidden_channels, 1)));
@@ -53,7 +100,7 @@ WaveNetImpl::WaveNetImpl(const DecoderConfig& config, int z_dim)
         absl::StrCat("skip", i), nn::Conv1d(nn::Conv1dOptions(config.gate_channels, s, 1))));
   }
   head_hidden_ = register_module("head_hidden", nn::Conv1d(nn::Conv1dOptions(s, s, 1)));
-  const int out = causal ? config.quantization_levels : 1;
+  const int out = causal ? config.quantization_levels : fold;
   head_out_ = register_module("head_out", nn::Conv1d(nn::Conv1dOptions(s, out, 1)));
 }
 
@@ -66,13 +113,25 @@ torch::Tensor WaveNetImpl::EmbedInput(const torch::Tensor& input) {
                                     .to(input_conv_->weight.scalar_type())
                                     .unsqueeze(1));
   }
-  return input_conv_->forward(input.unsqueeze(1));
+  const int64_t f = fold();
+  if (f == 1) return input_conv_->forward(input.unsqueeze(1));
+  // [B, T] -> [B, T', F] -> [B, F, T']: block j's samples as channels.
+  return input_conv_->forward(Blocks(input.unsqueeze(1), f).transpose(1, 2));
 }
 
 torch::Tensor WaveNetImpl::ConditioningHidden(const torch::Tensor& cond) {
   if (!cond.defined() || config_.cond_channels == 0) return torch::Tensor();
   if (cond_hidden_.is_empty()) return cond;
-  return cond_hidden_->forward(cond);
+  const int64_t f = fold();
+  if (f == 1) return cond_hidden_->forward(cond);
+  // The strided conv as one batched matmul: filters [M, F] times each
+  // channel's blocks [F, T'] gives [B * C, M, T'], already in the (c, m)
+  // channel order of [B, C * M, T'], with no copy of the features.
+  const int64_t m = config_.cond_fold_filters;
+  torch::Tensor blocks = Blocks(cond, f);  // [B * C, T', F]
+  torch::Tensor folded = torch::matmul(cond_fold_->weight.view({m, f}).to(blocks.scalar_type()),
+                                       blocks.transpose(1, 2));
+  return cond_hidden_->forward(folded.view({cond.size(0), cond.size(1) * m, blocks.size(1)}));
 }
 
 torch::Tensor WaveNetImpl::GlobalBiases(const torch::Tensor& z) {
@@ -93,8 +152,11 @@ torch::Tensor WaveNetImpl::LayerBias(int layer, const torch::Tensor& hidden,
 
 torch::Tensor WaveNetImpl::Head(const torch::Tensor& skip) {
   torch::Tensor out = head_out_->forward(torch::relu(head_hidden_->forward(torch::relu(skip))));
-  if (config_.kind == DecoderKind::kParallel) return out.squeeze(1);
-  return out;
+  if (config_.kind == DecoderKind::kAutoregressive) return out;
+  if (fold() == 1) return out.squeeze(1);
+  // [B, F, T'] -> [B, T', F] -> [B, T' * F]: step j's channels are samples
+  // jF .. jF+F-1.
+  return out.transpose(1, 2).reshape({out.size(0), out.size(1) * out.size(2)});
 }
 
 torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tensor& cond,
@@ -114,13 +176,15 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
     const auto& conv = dilated_[i];
     const int64_t pad = causal ? 0 : dilation(i) * (k - 1) / 2;
     torch::Tensor a = torch::conv1d(xin, conv->weight, {}, 1, pad, dilation(i));
-    a = a + LayerBias(i, hidden, global);
-    torch::Tensor gated = torch::tanh(a.narrow(1, 0, g)) * torch::sigmoid(a.narrow(1, g, g));
+    a = AddInto(a, LayerBias(i, hidden, global));
+    torch::Tensor gated = Gate(a, g);
     torch::Tensor s = skip_[i]->forward(gated);
-    skip = skip.defined() ? skip + s : s;
-    if (i + 1 < num_layers()) x = (x + residual_[i]->forward(gated)) * scale;
+    skip = skip.defined() ? AddInto(s, skip) : s;
+    if (i + 1 < num_layers()) x = AddInto(residual_[i]->forward(gated), x).mul_(scale);
   }
-  return Head(skip);
+  torch::Tensor out = Head(skip);
+  if (!causal && fold() > 1) return out.narrow(1, 0, input.size(1));
+  return out;
 }
 
 }  // namespace pianola

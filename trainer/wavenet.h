@@ -25,6 +25,20 @@
 // window sees exactly what the full-sequence forward sees once the window
 // covers the receptive field; the generators rely on that.
 //
+// Parallel with fold F > 1 (space-to-depth): the whole stack runs at T' =
+// ceil(T / F) folded steps. The noise [B, T] is zero-padded to T' * F and
+// reshaped so that block j's F samples are the F input channels of step j;
+// the MIDI features, zero-padded alike, go through a strided conv with
+// kernel F and stride F factored as
+//   m   = CondFold(midi)   per channel, block j's F samples -> M values
+//                          (M = cond_fold_filters learned length-F filters,
+//                          shared by all channels): [B, C * M, T']
+//   h   = CondHidden(m)    1x1 conv to H channels:  [B, H, T']
+// dilations count folded steps, and the head's F output channels at step j
+// are samples jF .. jF+F-1 (cropped back to T). Output sample t thus depends
+// on whole blocks: block floor(t / F) and (k-1)/2 * sum of dilations blocks
+// on each side. F = 1 is exactly the unfolded decoder (same modules).
+//
 // Module (owns its parameters); the accessors below expose the layers to
 // trainer/generator.h. Not thread-safe for concurrent training.
 
@@ -59,14 +73,20 @@ class WaveNetImpl : public torch::nn::Module {
   const DecoderConfig& config() const { return config_; }
   int z_dim() const { return z_dim_; }
   int num_layers() const { return config_.num_layers(); }
+  // In folded steps (samples unless parallel with fold > 1).
   int dilation(int layer) const { return 1 << (layer % config_.layers_per_cycle); }
+  // Samples per folded step: the parallel decoder's fold, else 1.
+  int fold() const { return config_.effective_fold(); }
+  // In samples (see DecoderReceptiveField / DecoderContextSamples).
   int64_t receptive_field() const { return DecoderReceptiveField(config_); }
+  int64_t context_samples() const { return DecoderContextSamples(config_); }
   bool autoregressive() const { return config_.kind == DecoderKind::kAutoregressive; }
 
   // --- pieces of forward(), for the generators -----------------------------
-  // input [B, T] -> x_0 [B, R, T].
+  // input [B, T] -> x_0 [B, R, T'] (T' = ceil(T / fold)).
   torch::Tensor EmbedInput(const torch::Tensor& input);
-  // MIDI features [B, C, T] -> h [B, H, T] (identity when H == 0).
+  // MIDI features [B, C, T] -> h [B, H, T'] (identity when H == 0 and fold
+  // is 1).
   torch::Tensor ConditioningHidden(const torch::Tensor& cond);
   // All per-layer z biases at once: [B, L * 2G] (undefined without z).
   torch::Tensor GlobalBiases(const torch::Tensor& z);
@@ -75,7 +95,8 @@ class WaveNetImpl : public torch::nn::Module {
   // `global_biases` comes from GlobalBiases (may be undefined).
   torch::Tensor LayerBias(int layer, const torch::Tensor& hidden,
                           const torch::Tensor& global_biases);
-  // skip sum [B, S, T] -> logits [B, Q, T] or waveform [B, T].
+  // skip sum [B, S, T'] -> logits [B, Q, T'] or waveform [B, T' * fold]
+  // (forward crops it to T).
   torch::Tensor Head(const torch::Tensor& skip);
 
   torch::nn::Conv1d dilated_conv(int layer) const { return dilated_[layer]; }
@@ -92,6 +113,7 @@ class WaveNetImpl : public torch::nn::Module {
   int z_dim_;
   torch::nn::Embedding embedding_{nullptr};
   torch::nn::Conv1d input_conv_{nullptr};
+  torch::nn::Conv1d cond_fold_{nullptr};  // [M, 1, F] filters; fold > 1 only
   torch::nn::Conv1d cond_hidden_{nullptr};
   torch::nn::Linear z_proj_{nullptr};
   std::vector<torch::nn::Conv1d> dilated_, cond_, residual_, skip_;

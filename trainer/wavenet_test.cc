@@ -20,7 +20,31 @@ class WaveNetTest : public ::testing::Test {
 // perturbing one input position at a time: [first, last] that change it. In
 // double precision: at initialization the influence of the farthest inputs,
 // through every layer's gate, can fall below float resolution.
-std::pair<int64_t, int64_t> DependencySpan(WaveNet& net, int64_t n, int64_t t) {
+// The same span for the parallel decoder from the gradient of output t with
+// respect to the noise (or the MIDI features, any channel), in double: a
+// position counts when its gradient is nonzero. Unlike a perturbation, this
+// does not need the farthest inputs' influence to survive next to the
+// output's own magnitude (at initialization it can be ~1e-12 of it through a
+// deep folded stack).
+std::pair<int64_t, int64_t> GradientSpan(WaveNet& net, int64_t n, int64_t t, bool wrt_cond) {
+  net->to(torch::kDouble);
+  torch::Tensor input = torch::randn({1, n}, torch::kDouble).requires_grad_(!wrt_cond);
+  torch::Tensor cond =
+      torch::rand({1, net->config().cond_channels, n}, torch::kDouble).requires_grad_(wrt_cond);
+  torch::Tensor z = torch::randn({1, net->z_dim()}, torch::kDouble);
+  net->forward(input, cond, z).select(1, t).sum().backward();
+  torch::Tensor grad = wrt_cond ? cond.grad().abs().sum(1)[0] : input.grad().abs()[0];
+  torch::Tensor nonzero = torch::nonzero(grad != 0).flatten();
+  if (nonzero.numel() == 0) return {n, -1};
+  // Contiguous: every position between the extremes matters too.
+  EXPECT_EQ(nonzero.numel(), nonzero.max().item<int64_t>() - nonzero.min().item<int64_t>() + 1);
+  return {nonzero.min().item<int64_t>(), nonzero.max().item<int64_t>()};
+}
+
+// `perturb_cond`: perturb the MIDI features (all channels at one position)
+// instead of the decoder input.
+std::pair<int64_t, int64_t> DependencySpan(WaveNet& net, int64_t n, int64_t t,
+                                           bool perturb_cond = false) {
   torch::NoGradGuard no_grad;
   net->to(torch::kDouble);
   const bool ar = net->autoregressive();
@@ -28,20 +52,24 @@ std::pair<int64_t, int64_t> DependencySpan(WaveNet& net, int64_t n, int64_t t) {
                            : torch::randn({1, n}, torch::kDouble);
   torch::Tensor cond = torch::rand({1, net->config().cond_channels, n}, torch::kDouble);
   torch::Tensor z = torch::randn({1, net->z_dim()}, torch::kDouble);
-  auto output_at_t = [&](const torch::Tensor& in) {
-    torch::Tensor out = net->forward(in, cond, z);
+  auto output_at_t = [&](const torch::Tensor& in, const torch::Tensor& c) {
+    torch::Tensor out = net->forward(in, c, z);
     return ar ? out.select(2, t) : out.select(1, t);
   };
-  const torch::Tensor base = output_at_t(input);
+  const torch::Tensor base = output_at_t(input, cond);
   int64_t first = n, last = -1;
   for (int64_t p = 0; p < n; ++p) {
     torch::Tensor changed = input.clone();
-    if (ar) {
+    torch::Tensor changed_cond = cond;
+    if (perturb_cond) {
+      changed_cond = cond.clone();
+      changed_cond.select(2, p) += 1.0;
+    } else if (ar) {
       changed[0][p] = (changed[0][p].item<int64_t>() + 128) % 256;
     } else {
       changed[0][p] += 1.0;
     }
-    if (!output_at_t(changed).equal(base)) {
+    if (!output_at_t(changed, changed_cond).equal(base)) {
       first = std::min(first, p);
       last = std::max(last, p);
     }
@@ -59,14 +87,94 @@ TEST_F(WaveNetTest, AutoregressiveReceptiveFieldIsMeasuredExactly) {
   EXPECT_EQ(last, 80);
 }
 
-TEST_F(WaveNetTest, ParallelReceptiveFieldIsSymmetric) {
+TEST_F(WaveNetTest, UnfoldedParallelReceptiveFieldIsSymmetric) {
   ModelConfig c = *ModelPreset("tiny", DecoderKind::kParallel);
+  c.decoder.fold = 1;
   WaveNet net(c.decoder, c.encoder.z_dim);
   const int64_t half = (net->receptive_field() - 1) / 2;
   ASSERT_EQ(half, 30);
+  ASSERT_EQ(net->context_samples(), half);
   auto [first, last] = DependencySpan(net, 100, 50);
   EXPECT_EQ(first, 50 - half);
   EXPECT_EQ(last, 50 + half);
+  auto [grad_first, grad_last] = GradientSpan(net, 100, 50, /*wrt_cond=*/false);
+  EXPECT_EQ(grad_first, 50 - half);
+  EXPECT_EQ(grad_last, 50 + half);
+}
+
+// With fold F an output depends on whole blocks of F samples: its own block
+// and context / F blocks on each side of the noise, wherever the output sits
+// in its block: the receptive field. The MIDI features enter every layer
+// after its dilated conv, so they reach one first-layer dilation (one block)
+// less on each side.
+TEST_F(WaveNetTest, FoldedParallelReceptiveFieldIsWholeBlocks) {
+  ModelConfig c = *ModelPreset("tiny", DecoderKind::kParallel);
+  const int64_t f = c.decoder.fold;
+  ASSERT_EQ(f, 8);
+  WaveNet net(c.decoder, c.encoder.z_dim);
+  const int64_t rf = net->receptive_field();
+  const int64_t context = net->context_samples();
+  ASSERT_EQ(rf, 8 * 61);
+  ASSERT_EQ(context, 8 * 30);
+  const int64_t n = 700 + 3;  // not a multiple of F: the last block is padded
+  for (int64_t t : {344, 351, 353}) {
+    const int64_t block_start = t / f * f;
+    for (bool cond : {false, true}) {
+      auto [first, last] = GradientSpan(net, n, t, cond);
+      const int64_t reach = cond ? context - f : context;
+      EXPECT_EQ(first, block_start - reach) << t << (cond ? " cond" : " noise");
+      EXPECT_EQ(last, block_start + f - 1 + reach) << t << (cond ? " cond" : " noise");
+      if (!cond) EXPECT_EQ(last - first + 1, rf) << t;
+    }
+  }
+  // Near the end: the padded last block is read like any other.
+  auto [first, last] = GradientSpan(net, n, n - 1, /*wrt_cond=*/false);
+  EXPECT_EQ(first, (n - 1) / f * f - context);
+  EXPECT_EQ(last, n - 1);
+}
+
+// The MIDI features reach the folded rate through a strided conv (kernel F,
+// stride F, per channel) computed as one matmul; checked against torch's own
+// strided conv1d on a length that is not a multiple of F.
+TEST_F(WaveNetTest, FoldedConditioningIsAStridedConv) {
+  ModelConfig c = *ModelPreset("small", DecoderKind::kParallel);
+  const int64_t f = c.decoder.fold, m = c.decoder.cond_fold_filters;
+  WaveNet net(c.decoder, c.encoder.z_dim);
+  torch::NoGradGuard no_grad;
+  const int64_t b = 2, n = 10 * f + 5, steps = 11;
+  torch::Tensor cond = torch::rand({b, kMidiFeatureChannels, n});
+  torch::Tensor hidden = net->ConditioningHidden(cond);
+  ASSERT_EQ(hidden.sizes(), (std::vector<int64_t>{b, c.decoder.cond_hidden_channels, steps}));
+  torch::Tensor fold_weight = net->named_parameters()["cond_fold.weight"];
+  ASSERT_EQ(fold_weight.sizes(), (std::vector<int64_t>{m, 1, f}));
+  torch::Tensor padded = torch::constant_pad_nd(cond, {0, steps * f - n});
+  torch::Tensor per_channel =
+      torch::conv1d(padded.reshape({b * kMidiFeatureChannels, 1, steps * f}), fold_weight, {}, f)
+          .reshape({b, kMidiFeatureChannels * m, steps});  // channel c, filter j -> c * M + j
+  torch::Tensor expected =
+      torch::conv1d(per_channel, net->named_parameters()["cond_hidden.weight"],
+                    net->named_parameters()["cond_hidden.bias"]);
+  EXPECT_LT((hidden - expected).abs().max().item<float>(), 1e-4);
+}
+
+// Folding keeps an onset impulse and where it falls within its block.
+TEST_F(WaveNetTest, FoldedConditioningKeepsOnsetsAndTheirPosition) {
+  ModelConfig c = *ModelPreset("small", DecoderKind::kParallel);
+  const int64_t f = c.decoder.fold;
+  WaveNet net(c.decoder, c.encoder.z_dim);
+  torch::NoGradGuard no_grad;
+  const int64_t n = 8 * f;
+  auto hidden_with_onset_at = [&](int64_t t) {
+    torch::Tensor cond = torch::zeros({1, kMidiFeatureChannels, n});
+    if (t >= 0) cond[0][40][t] = 0.8;  // one onset impulse
+    return net->ConditioningHidden(cond).select(2, 3);  // block 3
+  };
+  const torch::Tensor silent = hidden_with_onset_at(-1);
+  const torch::Tensor at_start = hidden_with_onset_at(3 * f);
+  const torch::Tensor at_five = hidden_with_onset_at(3 * f + 5);
+  EXPECT_GT((at_start - silent).abs().max().item<float>(), 1e-4);
+  EXPECT_GT((at_five - silent).abs().max().item<float>(), 1e-4);
+  EXPECT_GT((at_five - at_start).abs().max().item<float>(), 1e-4);
 }
 
 TEST_F(WaveNetTest, AutoregressiveOutputIgnoresTheFuture) {
