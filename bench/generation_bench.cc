@@ -3,8 +3,12 @@
 // real-time factors of both decoder kinds, per preset. Both engines run in
 // this process on the same model, conditioning and seed; the naive run's
 // samples are checked against the cached generator's for the same prompt.
+// The parallel decoder is timed as the preset defines it (folded) and
+// unfolded (fold 1, the same layers at the audio rate), at 1 torch thread
+// and at --threads, rendering with RenderParallel's default chunks.
 //
 //   generation_bench [--presets tiny,small,base] [--threads 2] [--batch 1]
+//                    [--kinds autoregressive,parallel]
 //
 // Rates are steady state: the naive generator is primed with one receptive
 // field of prompt samples so every timed step recomputes a full window; the
@@ -14,11 +18,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "trainer/autoencoder.h"
@@ -52,6 +58,8 @@ struct Args {
   std::vector<std::string> presets = {"tiny", "small", "base"};
   int threads = 2;
   int batch = 1;
+  bool autoregressive = true;
+  bool parallel = true;
 };
 
 void RunPreset(const std::string& name, const Args& args) {
@@ -65,7 +73,7 @@ void RunPreset(const std::string& name, const Args& args) {
   const int64_t b = args.batch;
 
   // --- autoregressive --------------------------------------------------------
-  {
+  if (args.autoregressive) {
     ModelConfig config = *ModelPreset(name, DecoderKind::kAutoregressive);
     Autoencoder model = *MakeAutoencoder(config);
     model->eval();
@@ -129,27 +137,49 @@ void RunPreset(const std::string& name, const Args& args) {
   }
 
   // --- parallel -------------------------------------------------------------
+  // The preset's folded decoder against the same decoder unfolded (fold 1:
+  // the stack at the audio rate), same seed and conditioning, at 1 torch
+  // thread and at --threads.
   {
-    ModelConfig config = *ModelPreset(name, DecoderKind::kParallel);
-    Autoencoder model = *MakeAutoencoder(config);
-    model->eval();
-    torch::Tensor z = torch::randn({b, config.encoder.z_dim});
-    torch::Tensor cond = Conditioning(b, parallel_samples, sr);
-    // Warm-up (first-call allocations), then timed.
-    (void)*RenderParallel(model->decoder(), cond.narrow(2, 0, sr), z,
-                          at::detail::createCPUGenerator(1));
-    double seconds = 1e30;
-    for (int rep = 0; rep < 3; ++rep) {  // best of three, as above
-      auto start = std::chrono::steady_clock::now();
-      (void)*RenderParallel(model->decoder(), cond, z, at::detail::createCPUGenerator(1));
-      seconds = std::min(seconds, Seconds(start));
+    ModelConfig folded = *ModelPreset(name, DecoderKind::kParallel);
+    ModelConfig unfolded = folded;
+    unfolded.decoder.fold = 1;
+    std::vector<int> thread_counts = {1};
+    if (args.threads > 1) thread_counts.push_back(args.threads);
+    for (int threads : thread_counts) {
+      torch::set_num_threads(threads);
+      double rates[2] = {0, 0};
+      for (int which = 0; which < 2; ++which) {
+        const ModelConfig& config = which == 0 ? folded : unfolded;
+        torch::manual_seed(3);
+        Autoencoder model = *MakeAutoencoder(config);
+        model->eval();
+        // The unfolded decoder is up to fold x slower: time less audio.
+        const int64_t samples = which == 0 ? parallel_samples : parallel_samples / 5;
+        torch::Tensor z = torch::randn({b, config.encoder.z_dim});
+        torch::Tensor cond = Conditioning(b, samples, sr);
+        // Warm-up (first-call allocations), then timed.
+        (void)*RenderParallel(model->decoder(), cond.narrow(2, 0, sr / 4), z,
+                              at::detail::createCPUGenerator(1));
+        double seconds = 1e30;
+        for (int rep = 0; rep < 3; ++rep) {  // best of three, as above
+          auto start = std::chrono::steady_clock::now();
+          (void)*RenderParallel(model->decoder(), cond, z, at::detail::createCPUGenerator(1));
+          seconds = std::min(seconds, Seconds(start));
+        }
+        const double audio_seconds = static_cast<double>(samples) * b / sr;
+        rates[which] = audio_seconds / seconds;
+        std::printf("%s parallel fold %d, %d thread%s: %lld parameters, receptive field %lld "
+                    "samples; %.1f s of audio in %.3f s: real-time factor %.1f%s\n",
+                    name.c_str(), config.decoder.fold, threads, threads == 1 ? "" : "s",
+                    static_cast<long long>(model->ParameterCount()),
+                    static_cast<long long>(model->receptive_field()), audio_seconds, seconds,
+                    rates[which], which == 0 ? " (target >= 100)" : "");
+      }
+      std::printf("  => fold %d / fold 1 speedup at %d thread%s: %.1fx\n", folded.decoder.fold,
+                  threads, threads == 1 ? "" : "s", rates[0] / rates[1]);
     }
-    const double audio_seconds = static_cast<double>(parallel_samples) * b / sr;
-    std::printf("%s parallel: %lld parameters, receptive field %lld samples; %.1f s of audio "
-                "in %.2f s: real-time factor %.1f (target >= 100)\n",
-                name.c_str(), static_cast<long long>(model->ParameterCount()),
-                static_cast<long long>(model->receptive_field()), audio_seconds, seconds,
-                audio_seconds / seconds);
+    torch::set_num_threads(args.threads);
   }
   std::fflush(stdout);
 }
@@ -166,9 +196,12 @@ int main(int argc, char** argv) {
       args.presets = absl::StrSplit(value, ',', absl::SkipEmpty());
     } else if (flag == "--threads" && absl::SimpleAtoi(value, &args.threads) && args.threads > 0) {
     } else if (flag == "--batch" && absl::SimpleAtoi(value, &args.batch) && args.batch > 0) {
+    } else if (flag == "--kinds") {
+      args.autoregressive = absl::StrContains(value, "autoregressive");
+      args.parallel = absl::StrContains(value, "parallel");
     } else {
       std::fprintf(stderr, "usage: generation_bench [--presets tiny,small,base] [--threads N] "
-                           "[--batch B]\n");
+                           "[--batch B] [--kinds autoregressive,parallel]\n");
       return 2;
     }
   }
@@ -178,8 +211,10 @@ int main(int argc, char** argv) {
   }
   torch::set_num_threads(args.threads);
   torch::NoGradGuard no_grad;
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("generation_bench: %d torch threads (the cached CPU kernel is single-threaded), "
-              "batch %d\n", args.threads, args.batch);
+              "batch %d, OMP_WAIT_POLICY=%s\n", args.threads, args.batch,
+              wait_policy != nullptr ? wait_policy : "(unset)");
   for (const std::string& preset : args.presets) {
     if (!pianola::ModelPreset(preset).ok()) {
       std::fprintf(stderr, "generation_bench: unknown preset %s\n", preset.c_str());

@@ -221,10 +221,10 @@ absl::StatusOr<ModelConfig> ModelPreset(absl::string_view name, DecoderKind kind
       c.decoder.cond_fold_filters = 2;
       c.decoder.layers_per_cycle = 6;
       c.decoder.kernel_size = 3;
-      c.decoder.residual_channels = 64;
-      c.decoder.gate_channels = 64;
-      c.decoder.skip_channels = 64;
-      c.decoder.cond_hidden_channels = 64;
+      c.decoder.residual_channels = 48;
+      c.decoder.gate_channels = 48;
+      c.decoder.skip_channels = 48;
+      c.decoder.cond_hidden_channels = 48;
     } else {
       c.decoder.kernel_size = 2;
       c.decoder.residual_channels = 64;

@@ -109,6 +109,11 @@ class WaveNetImpl : public torch::nn::Module {
   torch::nn::Conv1d head_out() const { return head_out_; }
 
  private:
+  // forward() without autograd (and without autocast): the same function,
+  // computed in place.
+  torch::Tensor ForwardNoGrad(const torch::Tensor& input, const torch::Tensor& cond,
+                              const torch::Tensor& z);
+
   DecoderConfig config_;
   int z_dim_;
   torch::nn::Embedding embedding_{nullptr};
