@@ -167,7 +167,9 @@ torch::Tensor WaveNetImpl::Head(const torch::Tensor& skip) {
 torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tensor& cond,
                                    const torch::Tensor& z) {
   const torch::Tensor& w = dilated_[0]->weight;
-  if (!torch::GradMode::is_enabled() && !at::autocast::is_autocast_enabled(w.device().type()) &&
+  const int64_t steps = (input.size(-1) + fold() - 1) / fold();
+  if (steps >= kInPlaceMinSteps && !torch::GradMode::is_enabled() &&
+      !at::autocast::is_autocast_enabled(w.device().type()) &&
       (autoregressive() || input.scalar_type() == w.scalar_type()) &&
       (!cond.defined() || cond.scalar_type() == w.scalar_type())) {
     return ForwardNoGrad(input, cond, z);
