@@ -36,6 +36,7 @@
 
 #include <torch/torch.h>
 
+#include "common/file_util.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -49,16 +50,6 @@ namespace pianola {
 namespace {
 
 constexpr uint64_t kNoiseSeed = 1234;
-
-// Removes a directory tree. Not std::filesystem::remove_all: the torch wheel's
-// libtorch.so exports its own copy of it, which interposes on libstdc++'s in
-// every binary linking ${TORCH_LIBRARIES} and crashes (a call through a null
-// pointer) on any non-empty directory (checked on torch 2.11.0).
-void RemoveTree(const std::string& path) {
-  nftw(path.c_str(),
-       [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-       FTW_DEPTH | FTW_PHYS);
-}
 
 double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -249,13 +240,13 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
     PythonRun py = RunPython(args, spec, tensors);
     if (!py.ok) {
       std::fprintf(stderr, "python baseline failed:\n%s\n", py.output.c_str());
-      RemoveTree(dir);
+      (void)RemoveTree(dir);
       return false;
     }
     py_first = py.first_loss;
     best_py = std::max(best_py, py.samples_per_second);
   }
-  RemoveTree(dir);
+  (void)RemoveTree(dir);
 
   const bool same = std::abs(cpp_first - py_first) <= 1e-3 * std::max(1.0, std::abs(cpp_first));
   std::printf("%-6s %-14s %3lld x %-5u %9lld %12.0f %12.0f %7.2fx   %.6f / %.6f%s\n",

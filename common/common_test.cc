@@ -82,6 +82,16 @@ TEST(FileUtilTest, AtomicWriteAndRead) {
   EXPECT_EQ(n, 1);
 }
 
+TEST(FileUtilTest, RemoveTreeRemovesNestedDirectoriesAndToleratesMissing) {
+  std::string dir = testing::TempDir() + "/remove_tree_test";
+  ASSERT_TRUE(MakeDirs(dir + "/a/b").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/a/b/f", "x").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/g", "y").ok());
+  EXPECT_TRUE(RemoveTree(dir).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_TRUE(RemoveTree(dir).ok());
+}
+
 absl::StatusOr<int> Half(int x) {
   if (x % 2) return absl::InvalidArgumentError("odd");
   return x / 2;

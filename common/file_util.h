@@ -21,6 +21,13 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes 
 // never a partial one.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents);
 
+// Removes a file or a directory tree (like rm -rf); a missing path is OK.
+// Use this, not std::filesystem::remove_all, in anything that may link
+// LibTorch: the torch 2.11 wheel's libtorch.so exports its own copy of
+// std::filesystem::remove_all, which interposes on libstdc++'s and crashes
+// on non-empty directories.
+absl::Status RemoveTree(const std::string& path);
+
 // Creates a directory and its parents (like mkdir -p).
 absl::Status MakeDirs(const std::string& path);
 

@@ -20,6 +20,8 @@ export PIANOLA_PYTHON="$VENV/bin/python"
 if [ "${PIANOLA_SANITIZE:-0}" = 1 ]; then
   BUILD="$ROOT/build-asan"
   EXTRA=(-DPIANOLA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  # Debug + ASan runs LibTorch training ~50x slower: child programs get longer.
+  export PIANOLA_TEST_TIMEOUT_SCALE="${PIANOLA_TEST_TIMEOUT_SCALE:-8}"
 else
   BUILD="$ROOT/build"
   EXTRA=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)

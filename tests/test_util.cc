@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -83,6 +85,13 @@ ChildProcess::~ChildProcess() {
   if (out_ >= 0) close(out_);
 }
 
+absl::Duration ScaledTimeout(absl::Duration base) {
+  const char* scale = std::getenv("PIANOLA_TEST_TIMEOUT_SCALE");
+  double factor = 1;
+  if (scale != nullptr && absl::SimpleAtod(scale, &factor) && factor > 0) return base * factor;
+  return base;
+}
+
 int RunProgram(const std::vector<std::string>& args, const std::string& log,
                absl::Duration timeout) {
   posix_spawn_file_actions_t actions;
@@ -96,7 +105,7 @@ int RunProgram(const std::vector<std::string>& args, const std::string& log,
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return -1;
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = absl::Now() + ScaledTimeout(timeout);
   while (true) {
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {

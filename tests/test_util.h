@@ -38,8 +38,13 @@ class ChildProcess {
   std::string buffer_;
 };
 
+// `base` times $PIANOLA_TEST_TIMEOUT_SCALE (default 1): sanitizer builds run
+// programs many times slower, and scripts/test.sh sets the scale for them.
+absl::Duration ScaledTimeout(absl::Duration base);
+
 // Runs a program to completion (stdout and stderr to `log`); its exit status,
-// or -1 if it could not be started or ran past `timeout` (then it is killed).
+// or -1 if it could not be started or ran past ScaledTimeout(timeout) (then
+// it is killed).
 int RunProgram(const std::vector<std::string>& args, const std::string& log,
                absl::Duration timeout = absl::Minutes(5));
 

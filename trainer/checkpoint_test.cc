@@ -25,7 +25,7 @@ using ::testing::HasSubstr;
 std::string TempDir(const std::string& name) {
   const fs::path dir =
       fs::path(::testing::TempDir()) / absl::StrCat("ckpt_", name, "_", ::getpid());
-  fs::remove_all(dir);
+  (void)RemoveTree(dir);
   fs::create_directories(dir);
   return dir.string();
 }

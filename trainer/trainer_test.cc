@@ -46,7 +46,7 @@ class TrainerTest : public ::testing::Test {
   static std::string TempDir(const std::string& name) {
     const fs::path dir =
         fs::path(::testing::TempDir()) / absl::StrCat("trainer_", name, "_", ::getpid());
-    fs::remove_all(dir);
+    (void)RemoveTree(dir);
     return dir.string();
   }
 

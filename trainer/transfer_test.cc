@@ -35,16 +35,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// Removes a directory tree. Not std::filesystem::remove_all: the torch wheel's
-// libtorch.so exports its own copy of it, which interposes on libstdc++'s in
-// every binary linking ${TORCH_LIBRARIES} and crashes (a call through a null
-// pointer) on any non-empty directory (checked on torch 2.11.0).
-void RemoveTree(const std::string& path) {
-  nftw(path.c_str(),
-       [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-       FTW_DEPTH | FTW_PHYS);
-}
-
 std::string SourceDir() {
   const char* src = std::getenv("PIANOLA_SOURCE_DIR");
   return src != nullptr ? src : PIANOLA_SOURCE_DIR_DEFAULT;
@@ -128,14 +118,14 @@ class TransferTest : public ::testing::Test {
     torch::set_num_threads(2);
     dir_ = new std::string(
         (fs::path(::testing::TempDir()) / absl::StrCat("transfer_test_", ::getpid())).string());
-    RemoveTree(*dir_);
+    (void)RemoveTree(*dir_);
     fs::create_directories(*dir_);
     ar_ = new std::string(MakeCheckpoint(*dir_ + "/ar_run", "autoregressive", true, 1));
     parallel_ = new std::string(MakeCheckpoint(*dir_ + "/par_run", "parallel", false, 2));
     reference_ = new std::string(MakeReference(*dir_));
   }
   static void TearDownTestSuite() {
-    RemoveTree(*dir_);
+    (void)RemoveTree(*dir_);
     delete dir_;
     delete ar_;
     delete parallel_;
