@@ -168,6 +168,8 @@ absl::Status ResolveModel(const Checker& c, const ModelSpec& spec, TrainOptions*
   if (d.has_skip_channels()) m.decoder.skip_channels = d.skip_channels();
   if (d.has_cond_hidden_channels()) m.decoder.cond_hidden_channels = d.cond_hidden_channels();
   if (d.has_quantization_levels()) m.decoder.quantization_levels = d.quantization_levels();
+  if (d.has_fold()) m.decoder.fold = d.fold();
+  if (d.has_cond_fold_filters()) m.decoder.cond_fold_filters = d.cond_fold_filters();
   if (d.has_ar_input()) {
     if (d.ar_input() == "embedding") {
       m.decoder.ar_input = ArInput::kEmbedding;

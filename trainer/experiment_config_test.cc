@@ -238,6 +238,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{M("decoder_kind: \"parallel\" decoder { kernel_size: 4 }"),
                 "model.decoder.kernel_size"},
         BadCase{M("decoder { cycles: 0 }"), "model.decoder.cycles"},
+        BadCase{M("decoder { fold: 4 }"), "model.decoder.fold"},  // autoregressive
+        BadCase{M("decoder_kind: \"parallel\" decoder { fold: 0 }"), "model.decoder.fold"},
+        BadCase{M("decoder_kind: \"parallel\" decoder { fold: 4 cond_fold_filters: 5 }"),
+                "model.decoder.cond_fold_filters"},
         BadCase{M("decoder { ar_input: \"onehot\" }"), "model.decoder.ar_input"},
         BadCase{M("encoder { kind: \"cqt\" }"), "model.encoder.kind"},
         BadCase{M("encoder { z_dim: 0 }"), "model.encoder.z_dim"},
@@ -339,6 +343,14 @@ TEST(ExperimentConfigTest, ResumeNeedsTheSameModel) {
   r = CheckResumeCompatible(a->config_bytes, *a);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->empty());
+}
+
+TEST(ExperimentConfigTest, ParallelFoldOverridesAreRead) {
+  absl::StatusOr<TrainOptions> o =
+      Parse(M("decoder_kind: \"parallel\" decoder { fold: 4 cond_fold_filters: 3 }"));
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->model.decoder.fold, 4);
+  EXPECT_EQ(o->model.decoder.cond_fold_filters, 3);
 }
 
 TEST(ExperimentConfigTest, ParsesServerLists) {
