@@ -281,19 +281,27 @@ int16_t FloatToInt16(float x) {
   return static_cast<int16_t>(scaled);
 }
 
+namespace {
+
+// Opens a file for reading; NotFound for a missing file, else libsndfile's
+// reason for refusing it.
+absl::StatusOr<SndfilePtr> OpenFile(const std::string& path, SF_INFO* sf) {
+  SndfilePtr file(sf_open(path.c_str(), SFM_READ, sf));
+  if (file) return file;
+  FILE* probe = std::fopen(path.c_str(), "rb");
+  if (probe == nullptr) {
+    return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+  }
+  std::fclose(probe);
+  return OpenError(path, nullptr);
+}
+
+}  // namespace
+
 absl::StatusOr<DecodedAudio> ReadAudioFile(const std::string& path,
                                            const AudioDecodeOptions& options) {
   SF_INFO sf{};
-  SndfilePtr file(sf_open(path.c_str(), SFM_READ, &sf));
-  if (!file) {
-    // Tell a missing file from an unreadable one.
-    FILE* probe = std::fopen(path.c_str(), "rb");
-    if (probe == nullptr) {
-      return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
-    }
-    std::fclose(probe);
-    return OpenError(path, nullptr);
-  }
+  ASSIGN_OR_RETURN(SndfilePtr file, OpenFile(path, &sf));
   return DecodeOpen(path, file.get(), sf, options);
 }
 
@@ -310,15 +318,7 @@ absl::StatusOr<DecodedAudio> DecodeAudio(absl::string_view bytes, absl::string_v
 absl::StatusOr<AudioInfo> ReadAudioInfo(const std::string& path,
                                         const AudioDecodeOptions& options) {
   SF_INFO sf{};
-  SndfilePtr file(sf_open(path.c_str(), SFM_READ, &sf));
-  if (!file) {
-    FILE* probe = std::fopen(path.c_str(), "rb");
-    if (probe == nullptr) {
-      return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
-    }
-    std::fclose(probe);
-    return OpenError(path, nullptr);
-  }
+  ASSIGN_OR_RETURN(SndfilePtr file, OpenFile(path, &sf));
   AudioInfo info;
   RETURN_IF_ERROR(CheckHeader(path, sf, options, &info));
   RETURN_IF_ERROR(CheckNotTruncated(path, file.get()));
