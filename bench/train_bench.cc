@@ -6,6 +6,7 @@
 //
 //   train_bench [--presets tiny,small] [--decoders autoregressive[,parallel]]
 //       [--steps N] [--warmup N] [--repeats N] [--threads N] [--python PATH]
+//       [--profile]
 //
 // Per preset, the batch shape, optimizer and clipping come from
 // configs/<preset>.textproto (the experiment a user would train), the model
@@ -20,13 +21,27 @@
 // loss, which must equal ours within 1e-3 relative, or the benchmark fails
 // (exit 1): the two sides compute the same function. C++ and Python runs
 // alternate `repeats` times; the best rate of each is reported.
+//
+// --profile: after the timed runs, both sides profile kProfileSteps more steps
+// with the Kineto CPU profiler (torch::autograd::profiler here,
+// torch.profiler in Python) and print per-op self and total times per step,
+// aggregated by op name the same way on both sides.
+//
+// Threads: both sides call set_num_threads(--threads). OpenMP reads
+// OMP_WAIT_POLICY when libtorch loads, so it cannot be set from here; the
+// header prints it, and the Python subprocess inherits it. PASSIVE helps only
+// on an oversubscribed machine (spinning workers take cores from everything
+// else); on a quiet one it makes steps 2-3x slower on both sides, since a step
+// is hundreds of short parallel regions (docs/perf.md).
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +49,7 @@
 #include <ftw.h>
 #include <unistd.h>
 
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/torch.h>
 
 #include "common/file_util.h"
@@ -50,6 +66,17 @@ namespace pianola {
 namespace {
 
 constexpr uint64_t kNoiseSeed = 1234;
+constexpr int kProfileSteps = 3;
+constexpr int kProfileTopOps = 30;
+
+// The first three fields of /proc/loadavg ("?" where unreadable): the VM is
+// shared, so runs record the load they ran under.
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  if (!(in >> one >> five >> fifteen)) return "?";
+  return absl::StrCat(one, " ", five, " ", fifteen);
+}
 
 double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -62,12 +89,13 @@ struct BenchArgs {
   int warmup = 3;
   int repeats = 2;
   int threads = 2;
+  bool profile = false;
   std::string python = PIANOLA_PYTHON_DEFAULT;
   std::string source_dir = PIANOLA_SOURCE_DIR_DEFAULT;
 };
 
 std::string Json(const ModelConfig& m, const TrainOptions& o, int64_t context, int threads,
-                 int steps, int warmup) {
+                 int steps, int warmup, bool profile) {
   const EncoderConfig& e = m.encoder;
   const DecoderConfig& d = m.decoder;
   std::vector<std::string> res;
@@ -78,6 +106,8 @@ std::string Json(const ModelConfig& m, const TrainOptions& o, int64_t context, i
       "{\"sample_rate\":", m.sample_rate, ",\"context_samples\":", context,
       ",\"window_samples\":", o.data.window_samples, ",\"threads\":", threads,
       ",\"steps\":", steps, ",\"warmup_steps\":", warmup, ",\"noise_seed\":", kNoiseSeed,
+      ",\"profile_steps\":", profile ? kProfileSteps : 0,
+      ",\"profile_top_ops\":", kProfileTopOps,
       ",\"grad_clip_norm\":", o.grad_clip_norm,
       ",\"optimizer\":{\"lr\":", o.optimizer.lr, ",\"beta1\":", o.optimizer.beta1,
       ",\"beta2\":", o.optimizer.beta2, ",\"eps\":", o.optimizer.eps,
@@ -91,7 +121,8 @@ std::string Json(const ModelConfig& m, const TrainOptions& o, int64_t context, i
       ",\"residual_channels\":", d.residual_channels, ",\"gate_channels\":", d.gate_channels,
       ",\"skip_channels\":", d.skip_channels, ",\"cond_channels\":", d.cond_channels,
       ",\"cond_hidden_channels\":", d.cond_hidden_channels,
-      ",\"quantization_levels\":", d.quantization_levels, "}",
+      ",\"quantization_levels\":", d.quantization_levels, ",\"fold\":", d.effective_fold(),
+      ",\"cond_fold_filters\":", d.cond_fold_filters, "}",
       ",\"loss\":{\"stft_resolutions\":[", absl::StrJoin(res, ","), "],\"stft_weight\":",
       m.loss.stft_weight, ",\"spectral_convergence_weight\":",
       m.loss.spectral_convergence_weight, ",\"log_magnitude_weight\":",
@@ -131,6 +162,77 @@ double JsonNumber(const std::string& json, const std::string& key) {
   const size_t end = json.find_first_of(",}", at);
   double v = 0;
   return absl::SimpleAtod(json.substr(at, end - at), &v) ? v : std::nan("");
+}
+
+// Runs `step` kProfileSteps times under the Kineto CPU profiler and prints
+// the ops with the largest self time, per step: name, calls, self ms, total
+// ms (total includes the ops an op calls; self excludes them). Aggregated as
+// torch.profiler's key_averages() does, so the two sides' tables compare.
+template <typename Step>
+void ProfileSteps(const std::string& label, Step step) {
+  namespace prof = torch::autograd::profiler;
+  namespace impl = torch::profiler::impl;
+  prof::prepareProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO),
+                        {impl::ActivityType::CPU});
+  prof::enableProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO),
+                       {impl::ActivityType::CPU});
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kProfileSteps; ++i) step();
+  const double wall = Seconds(start);
+  std::unique_ptr<prof::ProfilerResult> result = prof::disableProfiler();
+  struct Span {
+    uint64_t thread, start, end;
+    std::string name;
+  };
+  std::vector<Span> spans;
+  for (const prof::KinetoEvent& e : result->events()) {
+    if (e.deviceType() != c10::DeviceType::CPU || e.isHiddenEvent()) continue;
+    spans.push_back({e.startThreadId(), e.startNs(), e.endNs(), e.name()});
+  }
+  // Outer spans first: by thread, start, then longest.
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+    if (a.thread != b.thread) return a.thread < b.thread;
+    if (a.start != b.start) return a.start < b.start;
+    return a.end > b.end;
+  });
+  struct Agg {
+    int64_t calls = 0;
+    double self_ns = 0, total_ns = 0;
+  };
+  std::map<std::string, Agg> by_name;
+  std::vector<size_t> stack;  // indices of open spans on the current thread
+  std::vector<double> self(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const Span& sp = spans[i];
+    while (!stack.empty() && (spans[stack.back()].thread != sp.thread ||
+                              spans[stack.back()].end <= sp.start)) {
+      stack.pop_back();
+    }
+    const double d = static_cast<double>(sp.end - sp.start);
+    self[i] = d;
+    if (!stack.empty()) self[stack.back()] -= d;
+    stack.push_back(i);
+  }
+  double self_sum = 0;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    Agg& a = by_name[spans[i].name];
+    ++a.calls;
+    a.self_ns += self[i];
+    a.total_ns += static_cast<double>(spans[i].end - spans[i].start);
+    self_sum += self[i];
+  }
+  std::vector<std::pair<std::string, Agg>> rows(by_name.begin(), by_name.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.self_ns > b.second.self_ns; });
+  std::printf("  profile %s: %.1f ms/step wall (profiled), ops' self time %.1f ms/step\n",
+              label.c_str(), 1e3 * wall / kProfileSteps, self_sum / 1e6 / kProfileSteps);
+  std::printf("    %-44s %7s %10s %10s\n", "op", "calls", "self ms", "total ms");
+  for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(kProfileTopOps); ++i) {
+    const Agg& a = rows[i].second;
+    std::printf("    %-44s %7.0f %10.2f %10.2f\n", rows[i].first.substr(0, 44).c_str(),
+                static_cast<double>(a.calls) / kProfileSteps, a.self_ns / 1e6 / kProfileSteps,
+                a.total_ns / 1e6 / kProfileSteps);
+  }
 }
 
 struct PythonRun {
@@ -193,7 +295,7 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
                                        "/train_bench_", getpid());
   std::filesystem::create_directories(dir);
   const std::string spec = dir + "/spec.json", tensors = dir + "/tensors.bin";
-  std::ofstream(spec) << Json(mc, o, context, args.threads, steps, args.warmup);
+  std::ofstream(spec) << Json(mc, o, context, args.threads, steps, args.warmup, args.profile);
   std::vector<std::pair<std::string, torch::Tensor>> all;
   for (const auto& p : model->named_parameters()) all.emplace_back("model/" + p.key(), p.value());
   for (const auto& b : model->named_buffers()) all.emplace_back("model/" + b.key(), b.value());
@@ -224,6 +326,7 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
   };
 
   double best_cpp = 0, best_py = 0, cpp_first = 0, py_first = 0;
+  std::string py_profile;
   bool first = true;
   for (int r = 0; r < args.repeats; ++r) {
     if (first) {
@@ -245,6 +348,9 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
     }
     py_first = py.first_loss;
     best_py = std::max(best_py, py.samples_per_second);
+    // The Python side prints its profile (when asked) after its JSON line.
+    const size_t table = py.output.find("  profile ");
+    if (table != std::string::npos) py_profile = py.output.substr(table);
   }
   (void)RemoveTree(dir);
 
@@ -254,6 +360,10 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
               static_cast<long long>(batch), o.data.window_samples,
               static_cast<long long>(model->ParameterCount()), best_cpp, best_py,
               best_cpp / best_py, cpp_first, py_first, same ? "" : "  MISMATCH");
+  if (args.profile) {
+    ProfileSteps("C++", step);
+    std::printf("%s", py_profile.c_str());
+  }
   std::fflush(stdout);
   return same;
 }
@@ -264,9 +374,10 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
 int main(int argc, char** argv) {
   using namespace pianola;
   ArgParser p("train_bench [--presets tiny,small] [--decoders autoregressive,parallel] "
-              "[--steps N] [--warmup N] [--repeats N] [--threads N] [--python PATH]");
+              "[--steps N] [--warmup N] [--repeats N] [--threads N] [--python PATH] "
+              "[--profile]");
   p.AddFlag("presets").AddFlag("decoders").AddFlag("steps").AddFlag("warmup")
-      .AddFlag("repeats").AddFlag("threads").AddFlag("python");
+      .AddFlag("repeats").AddFlag("threads").AddFlag("python").AddBool("profile");
   absl::StatusOr<Args> parsed = p.Parse(argc - 1, argv + 1);
   if (!parsed.ok()) {
     std::fprintf(stderr, "%s\nusage: %s\n", std::string(parsed.status().message()).c_str(),
@@ -302,17 +413,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   args.python = parsed->Get("python", args.python);
+  args.profile = parsed->GetBool("profile");
   if (const char* src = std::getenv("PIANOLA_SOURCE_DIR")) args.source_dir = src;
 
   torch::set_num_threads(args.threads);
   at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
-  std::printf("training step throughput (target audio samples/s), %d threads, torch %s\n",
-              args.threads, TORCH_VERSION);
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  std::printf("training step throughput (target audio samples/s), %d threads, torch %s, "
+              "OMP_WAIT_POLICY=%s, load %s\n",
+              args.threads, TORCH_VERSION, wait_policy != nullptr ? wait_policy : "(unset)",
+              LoadAverage().c_str());
   std::printf("%-6s %-14s %-11s %9s %12s %12s %8s   %s\n", "preset", "decoder", "batch",
               "params", "C++", "Python", "ratio", "step-0 loss C++ / Python");
   bool ok = true;
   for (const std::string& preset : args.presets) {
     for (DecoderKind kind : args.decoders) ok = RunCase(preset, kind, args) && ok;
   }
+  std::printf("load at the end: %s\n", LoadAverage().c_str());
   return ok ? 0 : 1;
 }

@@ -5,7 +5,8 @@ of bench/train_bench.cc).
 An independent Python implementation of the same architecture as
 trainer/{mel,timbre_encoder,wavenet,autoencoder,losses,mulaw}.cc: log-mel
 timbre encoder with mean/std pooling, WaveNet decoder (autoregressive µ-law
-with embedding input, or parallel over noise), µ-law cross-entropy or the
+with embedding input, or parallel over noise with the stack folded by F
+samples per step), µ-law cross-entropy or the
 multi-resolution STFT loss, Adam, gradient clipping. train_bench.cc writes the
 model shape (spec JSON) and, in one binary file, its initial weights and one
 batch; this script loads them by parameter name (every name and shape must
@@ -116,42 +117,93 @@ class Encoder(nn.Module):
         return self.project(torch.cat([mean, std], 1))
 
 
+def fold_blocks(x, f):
+    """x [B, C, T] -> [B * C, T', F]: block j of channel c as row j (T' = ceil(T / F),
+    the last block zero-padded at its end)."""
+    b, c, t = x.shape
+    steps = -(-t // f)
+    if steps * f != t:
+        x = F.pad(x, (0, steps * f - t))
+    return x.reshape(b * c, steps, f)
+
+
 class WaveNet(nn.Module):
+    """trainer/wavenet.cc's training path. Parallel with fold F > 1: the stack runs at
+    T' = ceil(T / F) steps; the noise's blocks of F samples are the F input channels, the
+    MIDI features reach the folded rate through a strided conv (kernel F, stride F)
+    factored as cond_fold (M = cond_fold_filters length-F filters shared by all C
+    channels: [B, C * M, T'], channel order (c, m)) then cond_hidden (1x1), dilations
+    count folded steps, and the head's F output channels at step j are samples
+    jF .. jF+F-1, cropped back to T. F = 1 is the unfolded decoder."""
+
     def __init__(self, d, z_dim):
         super().__init__()
         self.ar = d["kind"] == "autoregressive"
+        self.fold = 1 if self.ar else d["fold"]
         self.layers = d["layers_per_cycle"] * d["cycles"]
         self.lpc, self.k = d["layers_per_cycle"], d["kernel_size"]
         r, g, s = d["residual_channels"], d["gate_channels"], d["skip_channels"]
-        h, q = d["cond_hidden_channels"], d["quantization_levels"]
+        h, q, c = d["cond_hidden_channels"], d["quantization_levels"], d["cond_channels"]
         self.g = g
         if self.ar:
             self.embedding = nn.Embedding(q, r)
         else:
-            self.input_conv = nn.Conv1d(1, r, 1)
-        self.cond_hidden = nn.Conv1d(d["cond_channels"], h, 1)
-        self.z_proj = nn.Linear(z_dim, self.layers * 2 * g, bias=False)
+            self.input_conv = nn.Conv1d(self.fold, r, 1)
+        self.cond_channels, self.cond_fold_filters = c, d["cond_fold_filters"]
+        self.cond_fold = self.cond_hidden = None
+        cond_in = c
+        if c > 0 and self.fold > 1:
+            m = self.cond_fold_filters
+            self.cond_fold = nn.Conv1d(1, m, self.fold, stride=self.fold, bias=False)
+            self.cond_hidden = nn.Conv1d(c * m, h, 1)
+            cond_in = h
+        elif c > 0 and h > 0:
+            self.cond_hidden = nn.Conv1d(c, h, 1)
+            cond_in = h
+        self.has_cond = cond_in > 0
+        self.z_proj = nn.Linear(z_dim, self.layers * 2 * g, bias=False) if z_dim > 0 else None
         for i in range(self.layers):
             dil = self.dilation(i)
             pad = 0 if self.ar else dil * (self.k - 1) // 2
             setattr(self, f"dilated{i}", nn.Conv1d(r, 2 * g, self.k, dilation=dil, padding=pad))
-            setattr(self, f"cond{i}", nn.Conv1d(h, 2 * g, 1, bias=False))
+            if self.has_cond:
+                setattr(self, f"cond{i}", nn.Conv1d(cond_in, 2 * g, 1, bias=False))
             if i + 1 < self.layers:
                 setattr(self, f"residual{i}", nn.Conv1d(g, r, 1))
             setattr(self, f"skip{i}", nn.Conv1d(g, s, 1))
         self.head_hidden = nn.Conv1d(s, s, 1)
-        self.head_out = nn.Conv1d(s, q if self.ar else 1, 1)
+        self.head_out = nn.Conv1d(s, q if self.ar else self.fold, 1)
 
     def dilation(self, i):
         return 1 << (i % self.lpc)
 
+    def conditioning(self, cond):
+        if cond is None or self.cond_channels == 0:
+            return None
+        if self.cond_hidden is None:
+            return cond
+        if self.fold == 1:
+            return self.cond_hidden(cond)
+        # The strided conv as one batched product of the M filters [M, F] with each
+        # channel's blocks [F, T'] (the same formulation as the C++ side: torch's
+        # strided conv1d is several times slower on these shapes).
+        b, c = cond.shape[0], cond.shape[1]
+        m, f = self.cond_fold_filters, self.fold
+        blocks = fold_blocks(cond, f)  # [B * C, T', F]
+        filters = self.cond_fold.weight.view(1, m, f).expand(blocks.shape[0], m, f)
+        folded = torch.bmm(filters, blocks.transpose(1, 2))  # [B * C, M, T']
+        return self.cond_hidden(folded.view(b, c * m, blocks.shape[1]))
+
     def forward(self, inp, cond, z):
         if self.ar:
             x = self.embedding(inp).transpose(1, 2)
-        else:
+        elif self.fold == 1:
             x = self.input_conv(inp.unsqueeze(1))
-        hidden = self.cond_hidden(cond)
-        global_biases = self.z_proj(z)
+        else:
+            # [B, T] -> [B, T', F] -> [B, F, T']: block j's samples as channels.
+            x = self.input_conv(fold_blocks(inp.unsqueeze(1), self.fold).transpose(1, 2))
+        hidden = self.conditioning(cond)
+        global_biases = self.z_proj(z) if self.z_proj is not None else None
         g2 = 2 * self.g
         scale = math.sqrt(0.5)
         skip = None
@@ -162,8 +214,11 @@ class WaveNet(nn.Module):
                 a = F.conv1d(F.pad(x, ((self.k - 1) * dil, 0)), conv.weight, None, 1, 0, dil)
             else:
                 a = F.conv1d(x, conv.weight, None, 1, dil * (self.k - 1) // 2, dil)
-            bias = getattr(self, f"cond{i}")(hidden) + conv.bias.view(1, g2, 1)
-            bias = bias + global_biases[:, i * g2:(i + 1) * g2].unsqueeze(-1)
+            bias = conv.bias.view(1, g2, 1)
+            if hidden is not None and self.has_cond:
+                bias = getattr(self, f"cond{i}")(hidden) + bias
+            if global_biases is not None:
+                bias = bias + global_biases[:, i * g2:(i + 1) * g2].unsqueeze(-1)
             a = a + bias
             gated = torch.tanh(a[:, :self.g]) * torch.sigmoid(a[:, self.g:])
             s = getattr(self, f"skip{i}")(gated)
@@ -171,7 +226,13 @@ class WaveNet(nn.Module):
             if i + 1 < self.layers:
                 x = (x + getattr(self, f"residual{i}")(gated)) * scale
         out = self.head_out(torch.relu(self.head_hidden(torch.relu(skip))))
-        return out if self.ar else out.squeeze(1)
+        if self.ar:
+            return out
+        if self.fold == 1:
+            return out.squeeze(1)
+        # [B, F, T'] -> [B, T', F] -> [B, T' * F]: step j's channels are samples
+        # jF .. jF+F-1; cropped back to T.
+        return out.transpose(1, 2).reshape(out.shape[0], -1)[:, :inp.shape[1]]
 
 
 def mulaw_encode(audio, levels):
@@ -220,6 +281,25 @@ class Autoencoder(nn.Module):
         if loss["waveform_l1_weight"] > 0:
             total = total + loss["waveform_l1_weight"] * (pred - target).abs().mean()
         return total
+
+
+def profile_steps(step, count, top):
+    """Profiles `count` steps with the Kineto CPU profiler; prints the ops with the largest
+    self time per step, in the format of ProfileSteps in train_bench.cc."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(count):
+            step()
+        wall = time.perf_counter() - start
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    self_sum = sum(e.self_cpu_time_total for e in rows)
+    print(f"  profile Python: {1e3 * wall / count:.1f} ms/step wall (profiled), "
+          f"ops' self time {self_sum / 1e3 / count:.1f} ms/step")
+    print(f"    {'op':<44} {'calls':>7} {'self ms':>10} {'total ms':>10}")
+    for e in rows[:top]:
+        print(f"    {e.key[:44]:<44} {e.count / count:7.0f} {e.self_cpu_time_total / 1e3 / count:10.2f} "
+              f"{e.cpu_time_total / 1e3 / count:10.2f}")
 
 
 def main():
@@ -275,6 +355,8 @@ def main():
                "first_loss": first_loss, "parameters": sum(p.numel() for p in params),
                "torch": torch.__version__, "threads": torch.get_num_threads()}, sys.stdout)
     print()
+    if spec.get("profile_steps", 0) > 0:
+        profile_steps(step, spec["profile_steps"], spec["profile_top_ops"])
 
 
 if __name__ == "__main__":
