@@ -59,6 +59,7 @@
 #include "absl/strings/str_split.h"
 #include "common/args.h"
 #include "trainer/autoencoder.h"
+#include "trainer/determinism.h"
 #include "trainer/experiment_config.h"
 #include "trainer/model_config.h"
 
@@ -417,7 +418,7 @@ int main(int argc, char** argv) {
   if (const char* src = std::getenv("PIANOLA_SOURCE_DIR")) args.source_dir = src;
 
   torch::set_num_threads(args.threads);
-  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  UseDeterministicCpuAlgorithms();  // as the trainer on a CPU
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("training step throughput (target audio samples/s), %d threads, torch %s, "
               "OMP_WAIT_POLICY=%s, load %s\n",

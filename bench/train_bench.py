@@ -310,7 +310,10 @@ def main():
     with open(args.spec) as f:
         spec = json.load(f)
     torch.set_num_threads(spec["threads"])
-    torch.use_deterministic_algorithms(True)  # as the C++ trainer runs on a CPU
+    # As the C++ trainer runs on a CPU (trainer/determinism.h): deterministic
+    # algorithms, without filling new tensors with NaN first.
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
     tensors = read_tensors(args.tensors)
     model = Autoencoder(spec)

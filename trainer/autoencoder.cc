@@ -21,7 +21,8 @@ torch::Tensor AutoencoderImpl::Encode(const torch::Tensor& reference) {
 }
 
 torch::Tensor AutoencoderImpl::forward(const ModelBatch& batch,
-                                       std::optional<torch::Generator> noise_rng) {
+                                       std::optional<torch::Generator> noise_rng,
+                                       int64_t first_output) {
   torch::Tensor z = Encode(batch.reference);
   const int64_t n = batch.audio.size(1);
   if (decoder_->autoregressive()) {
@@ -29,11 +30,11 @@ torch::Tensor AutoencoderImpl::forward(const ModelBatch& batch,
     torch::Tensor cond = batch.conditioning.defined()
                              ? batch.conditioning.narrow(2, 1, n - 1)
                              : torch::Tensor();
-    return decoder_->forward(classes.narrow(1, 0, n - 1), cond, z);
+    return decoder_->forward(classes.narrow(1, 0, n - 1), cond, z, first_output);
   }
   torch::Tensor noise = torch::randn({batch.audio.size(0), n}, noise_rng,
                                      batch.audio.options().dtype(torch::kFloat));
-  return decoder_->forward(noise, batch.conditioning, z);
+  return decoder_->forward(noise, batch.conditioning, z, first_output);
 }
 
 absl::Status AutoencoderImpl::CheckBatch(const ModelBatch& batch) const {
@@ -85,18 +86,19 @@ absl::StatusOr<LossOutput> AutoencoderImpl::Loss(const ModelBatch& batch,
     const LossConfig& lc = config_.loss;
     const int64_t context = context_samples();
     const int64_t n = batch.audio.size(1);
-    torch::Tensor out = forward(batch, noise_rng);
+    const bool ar = decoder_->autoregressive();
+    // Only the loss positions are computed: samples context .. n-1 (the
+    // autoregressive output j predicts sample j + 1).
+    torch::Tensor out = forward(batch, noise_rng, ar ? context - 1 : context);
     LossOutput result;
-    if (decoder_->autoregressive()) {
-      // out[:, :, j] predicts sample j + 1; keep samples context .. n-1.
+    if (ar) {
       torch::Tensor targets = MuLawEncode(batch.audio, config_.decoder.quantization_levels);
-      torch::Tensor ce = MuLawCrossEntropy(out.narrow(2, context - 1, n - context),
-                                           targets.narrow(1, context, n - context));
+      torch::Tensor ce = MuLawCrossEntropy(out, targets.narrow(1, context, n - context));
       result.total = lc.cross_entropy_weight * ce;
       result.terms.emplace_back("cross_entropy", ce.detach());
       return result;
     }
-    torch::Tensor pred = out.narrow(1, context, n - context);
+    const torch::Tensor& pred = out;
     torch::Tensor target = batch.audio.narrow(1, context, n - context).to(torch::kFloat);
     torch::Tensor total = torch::zeros({}, pred.options());
     if (lc.stft_weight > 0 && !lc.stft_resolutions.empty()) {

@@ -59,8 +59,10 @@ class AutoencoderImpl : public torch::nn::Module {
 
   // Teacher-forced forward: autoregressive logits [B, Q, N-1] for samples
   // 1..N-1, or parallel waveform [B, N]. `noise_rng`: the parallel decoder's
-  // noise source (nullopt: the default generator).
-  torch::Tensor forward(const ModelBatch& batch, std::optional<torch::Generator> noise_rng = {});
+  // noise source (nullopt: the default generator). `first_output` > 0: only
+  // the outputs from that position on (WaveNet::forward), as Loss asks.
+  torch::Tensor forward(const ModelBatch& batch, std::optional<torch::Generator> noise_rng = {},
+                        int64_t first_output = 0);
 
   // Loss over the last N - context samples. InvalidArgument for shapes that do
   // not fit the config (naming the field); Internal for torch errors.

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "trainer/gated_activation.h"
 #include "trainer/mulaw.h"
 #include "trainer/wavenet_step_kernel.h"
 
@@ -285,8 +286,7 @@ absl::StatusOr<GenerationResult> AutoregressiveGenerator::Run(const torch::Tenso
               const int64_t slot = ((pos - back) % size + size) % size;
               a.addmm_(w.rings[l].select(0, slot), w.taps[l][j]);
             }
-            torch::Tensor g = torch::tanh(a.narrow(1, 0, c.gate_channels)) *
-                              torch::sigmoid(a.narrow(1, c.gate_channels, c.gate_channels));
+            torch::Tensor g = GatedActivation(a.unsqueeze(-1), c.gate_channels).squeeze(-1);
             skip.addmm_(g, w.skip[l]);
             if (w.residual[l].defined()) {
               x = (x + torch::addmm(w.residual_bias[l], g, w.residual[l])) * scale;

@@ -32,6 +32,7 @@
 #include "trainer/autoencoder.h"
 #include "trainer/batch_tensors.h"
 #include "trainer/checkpoint.h"
+#include "trainer/determinism.h"
 #include "trainer/checkpoint_file.h"
 #include "trainer/data_client.h"
 #include "trainer/lr_schedule.h"
@@ -245,7 +246,7 @@ absl::Status TrainingRun::ConfigureTorch() {
     at::globalContext().setBenchmarkCuDNN(true);
     at::globalContext().setDeterministicAlgorithms(false, false);
   } else {
-    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+    UseDeterministicCpuAlgorithms();
   }
   torch::manual_seed(o_.seed);
   return absl::OkStatus();

@@ -1,11 +1,14 @@
 #include "trainer/wavenet.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/gated_activation.h"
 #include "trainer/mulaw.h"
 
 namespace pianola {
@@ -25,16 +28,6 @@ torch::Tensor Blocks(const torch::Tensor& x, int64_t f) {
                                               {0, (full + 1) * f - t})
                            .reshape({b * c, 1, f});
   return full > 0 ? torch::cat({main, tail}, 1) : tail;
-}
-
-// tanh(a[:, :G]) * sigmoid(a[:, G:]). On the CPU tanh is computed as
-// 2 sigmoid(2x) - 1: libtorch's CPU sigmoid is several times faster than its
-// tanh, which otherwise dominates the parallel decoder's elementwise work.
-torch::Tensor Gate(const torch::Tensor& a, int64_t g) {
-  torch::Tensor filter = a.narrow(1, 0, g);
-  torch::Tensor gate = torch::sigmoid(a.narrow(1, g, g));
-  if (a.is_cpu()) return (torch::sigmoid(filter * 2) * 2 - 1) * gate;
-  return torch::tanh(filter) * gate;
 }
 
 // a + b, in place into `a` (a fresh conv output: its backward does not need
@@ -165,39 +158,77 @@ torch::Tensor WaveNetImpl::Head(const torch::Tensor& skip) {
 }
 
 torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tensor& cond,
-                                   const torch::Tensor& z) {
+                                   const torch::Tensor& z, int64_t first_output) {
+  const int64_t n = input.size(-1);
+  TORCH_CHECK(first_output >= 0 && first_output < n, "WaveNet: first_output ", first_output,
+              " outside the input's ", n, " samples");
   const torch::Tensor& w = dilated_[0]->weight;
-  const int64_t steps = (input.size(-1) + fold() - 1) / fold();
+  const int64_t f = fold();
+  const int64_t steps = (n + f - 1) / f;
   if (steps >= kInPlaceMinSteps && !torch::GradMode::is_enabled() &&
       !at::autocast::is_autocast_enabled(w.device().type()) &&
       (autoregressive() || input.scalar_type() == w.scalar_type()) &&
       (!cond.defined() || cond.scalar_type() == w.scalar_type())) {
-    return ForwardNoGrad(input, cond, z);
+    return ForwardNoGrad(input, cond, z).narrow(-1, first_output, n - first_output);
   }
   const int64_t g = config_.gate_channels;
   const int k = config_.kernel_size;
   const bool causal = config_.kind == DecoderKind::kAutoregressive;
   const double scale = std::sqrt(0.5);
-  torch::Tensor x = EmbedInput(input);
+  const int layers = num_layers();
+  // Steps a layer's output reads on each side of its own.
+  auto left_reach = [&](int i) -> int64_t {
+    return causal ? (k - 1) * dilation(i) : (k - 1) / 2 * dilation(i);
+  };
+  const int64_t right_reach_unit = causal ? 0 : (k - 1) / 2;
+  // reach_after[i]: how far left of the first output the layers after i read.
+  std::vector<int64_t> reach_after(layers, 0);
+  for (int i = layers - 2; i >= 0; --i) reach_after[i] = reach_after[i + 1] + left_reach(i + 1);
+  const int64_t first_step = first_output / f;
+
+  torch::Tensor x = EmbedInput(input);  // steps [x_start, steps)
+  int64_t x_start = 0;
   torch::Tensor hidden = ConditioningHidden(cond);
   torch::Tensor global = GlobalBiases(z);
   torch::Tensor skip;
-  for (int i = 0; i < num_layers(); ++i) {
-    torch::Tensor xin = causal ? torch::constant_pad_nd(x, {(k - 1) * dilation(i), 0}) : x;
-    // The conv's own bias is part of LayerBias, so the functional conv runs
-    // without it.
-    const auto& conv = dilated_[i];
-    const int64_t pad = causal ? 0 : dilation(i) * (k - 1) / 2;
-    torch::Tensor a = torch::conv1d(xin, conv->weight, {}, 1, pad, dilation(i));
-    a = AddInto(a, LayerBias(i, hidden, global));
-    torch::Tensor gated = Gate(a, g);
-    torch::Tensor s = skip_[i]->forward(gated);
+  for (int i = 0; i < layers; ++i) {
+    // Layer i computes steps [out_start, steps): what the later layers read
+    // of it. Its input starts left_reach(i) earlier, or at step 0, where it
+    // is zero-padded exactly as the full sequence is.
+    const int64_t out_start = std::max<int64_t>(0, first_step - reach_after[i]);
+    const int64_t pad_left = left_reach(i) - (out_start - x_start);
+    const int64_t pad_right = right_reach_unit * dilation(i);
+    TORCH_INTERNAL_ASSERT(pad_left >= 0 && pad_left <= left_reach(i));
+    auto conv = [&](const torch::Tensor& in, int64_t pad) {
+      return torch::conv1d(in, dilated_[i]->weight, dilated_[i]->bias, 1, pad, dilation(i));
+    };
+    torch::Tensor a = pad_left == pad_right
+                          ? conv(x, pad_left)
+                          : conv(torch::constant_pad_nd(x, {pad_left, pad_right}), 0);
+    const int64_t len = steps - out_start;
+    // LayerBias's terms, each added into the conv output.
+    if (hidden.defined() && !cond_.empty()) {
+      a = AddInto(a, cond_[i]->forward(out_start > 0 ? hidden.narrow(2, out_start, len) : hidden));
+    }
+    if (global.defined()) {
+      a = AddInto(a, global.narrow(1, i * 2 * g, 2 * g).unsqueeze(-1));
+    }
+    torch::Tensor gated = GatedActivation(a, g);
+    // Only the outputs' own steps reach the skip sum.
+    torch::Tensor s = skip_[i]->forward(
+        first_step > out_start ? gated.narrow(2, first_step - out_start, steps - first_step)
+                               : gated);
     skip = skip.defined() ? AddInto(s, skip) : s;
-    if (i + 1 < num_layers()) x = AddInto(residual_[i]->forward(gated), x).mul_(scale);
+    if (i + 1 < layers) {
+      torch::Tensor residual = out_start > x_start ? x.narrow(2, out_start - x_start, len) : x;
+      x = AddInto(residual_[i]->forward(gated), residual).mul_(scale);
+      x_start = out_start;
+    }
   }
-  torch::Tensor out = Head(skip);
-  if (!causal && fold() > 1) return out.narrow(1, 0, input.size(1));
-  return out;
+  torch::Tensor out = Head(skip);  // from step first_step on
+  const int64_t offset = first_output - first_step * f;
+  if (causal || f == 1) return offset == 0 ? out : out.narrow(-1, offset, n - first_output);
+  return out.narrow(1, offset, n - first_output);
 }
 
 // Inference: the same arithmetic as forward()'s training path, with every
@@ -221,14 +252,6 @@ torch::Tensor WaveNetImpl::ForwardNoGrad(const torch::Tensor& input, const torch
   auto batched = [batch](const torch::Tensor& weight) {
     return weight.squeeze(-1).unsqueeze(0).expand({batch, -1, -1});
   };
-  // tanh(f) = 2 sigmoid(2 f) - 1 on the CPU (see Gate): one sigmoid pass over
-  // [2f; gate] after scaling the filter half by 2.
-  const bool cpu = x.is_cpu();
-  torch::Tensor gate_scale;
-  if (cpu) {
-    gate_scale = torch::ones({1, g2, 1}, x.options());
-    gate_scale.narrow(1, 0, g).fill_(2.0);
-  }
   torch::Tensor skip = torch::zeros({batch, config_.skip_channels, x.size(2)}, x.options());
   torch::Tensor skip_bias;
   for (int i = 0; i < num_layers(); ++i) {
@@ -240,13 +263,7 @@ torch::Tensor WaveNetImpl::ForwardNoGrad(const torch::Tensor& input, const torch
     torch::Tensor a = torch::conv1d(xin, dilated_[i]->weight, bias, 1, pad, d);
     if (global.defined() && batch > 1) a.add_(global.narrow(1, i * g2, g2).unsqueeze(-1));
     if (use_cond) a.baddbmm_(batched(cond_[i]->weight), hidden);
-    torch::Tensor gated;
-    if (cpu) {
-      a.mul_(gate_scale).sigmoid_();
-      gated = a.narrow(1, 0, g).mul_(2).sub_(1).mul_(a.narrow(1, g, g));
-    } else {
-      gated = a.narrow(1, 0, g).tanh_().mul_(a.narrow(1, g, g).sigmoid_());
-    }
+    torch::Tensor gated = GatedActivation(a, g);
     skip.baddbmm_(batched(skip_[i]->weight), gated);
     skip_bias = skip_bias.defined() ? skip_bias + skip_[i]->bias : skip_[i]->bias;
     if (i + 1 < num_layers()) {

@@ -74,8 +74,15 @@ class WaveNetImpl : public torch::nn::Module {
   // cond: [B, cond_channels, T] (undefined when cond_channels == 0).
   // z: [B, z_dim] (undefined when z_dim == 0).
   // Returns logits [B, Q, T] (autoregressive) or waveform [B, T] (parallel).
+  //
+  // `first_output` > 0: only the outputs from that sample on, [B, Q, T - f]
+  // or [B, T - f]: the same values as forward(...).narrow(-1, f, T - f), but
+  // each layer computes only the steps the later layers and those outputs
+  // read (a "valid" convolution where the window holds the context, zero
+  // padding where the full sequence has it). Training asks for the loss
+  // positions only, which skips a third of a small window's work.
   torch::Tensor forward(const torch::Tensor& input, const torch::Tensor& cond,
-                        const torch::Tensor& z);
+                        const torch::Tensor& z, int64_t first_output = 0);
 
   const DecoderConfig& config() const { return config_; }
   int z_dim() const { return z_dim_; }

@@ -5,14 +5,11 @@
 #include <cstring>
 #include <utility>
 
+#include "trainer/gate_kernel.h"
+#include "trainer/kernel_clones.h"
+
 namespace pianola {
 namespace {
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define PIANOLA_KERNEL_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define PIANOLA_KERNEL_CLONES
-#endif
 
 // y[0..n) += Σ_r x[r] * W[r][0..n), W stored [m][n]. Four rows per pass so
 // y is loaded and stored a quarter as often.
@@ -34,8 +31,6 @@ void GemvAccumulate(const float* __restrict w, const float* __restrict x, int m,
     for (int i = 0; i < n; ++i) y[i] += xr * wr[i];
   }
 }
-
-inline float Sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 
 }  // namespace
 
@@ -92,7 +87,7 @@ void WaveNetStepKernel::Step(const int64_t* prev_classes, const float* const* la
         GemvAccumulate(&lw.dilated[static_cast<size_t>(j) * R * 2 * G],
                        &ring[s * slot_stride + int64_t{b} * R], R, 2 * G, a_.data());
       }
-      for (int i = 0; i < G; ++i) g_[i] = std::tanh(a_[i]) * Sigmoid(a_[G + i]);
+      GateKernel(a_.data(), a_.data() + G, G, g_.data());
       GemvAccumulate(lw.skip.data(), g_.data(), G, S, &skip_[static_cast<size_t>(b) * S]);
       if (!lw.residual.empty()) {
         std::copy(lw.residual_bias.begin(), lw.residual_bias.end(), r_.begin());

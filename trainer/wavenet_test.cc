@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "trainer/model_config.h"
 
@@ -264,6 +265,68 @@ TEST_F(WaveNetTest, InferencePathEqualsTrainingPath) {
                 1e-5 * (1 + training.abs().max().item<float>()))
           << c.preset << " " << DecoderKindName(c.kind) << " fold " << c.fold << " batch "
           << batch;
+    }
+  }
+}
+
+// forward(..., first_output) computes only what the outputs from
+// first_output on read: its values and its gradients (with respect to the
+// parameters and the inputs) equal those of the full forward narrowed to
+// the same outputs. In double, so the comparison is tight.
+TEST_F(WaveNetTest, CroppedForwardEqualsTheFullForwardNarrowed) {
+  struct Case {
+    DecoderKind kind;
+    int fold;  // parallel only; 0: the preset's
+    int64_t first_output;  // -1: the training loss's (context - 1 or context)
+  };
+  const Case cases[] = {
+      {DecoderKind::kAutoregressive, 0, -1},  // no padding at all
+      {DecoderKind::kAutoregressive, 0, 5},   // shorter than the receptive field
+      {DecoderKind::kAutoregressive, 0, 0},
+      {DecoderKind::kParallel, 0, -1},
+      {DecoderKind::kParallel, 0, 13},        // inside a folded block
+      {DecoderKind::kParallel, 1, -1},
+      {DecoderKind::kParallel, 1, 7},
+  };
+  for (const Case& c : cases) {
+    ModelConfig config = *ModelPreset("tiny", c.kind);
+    if (c.fold > 0) config.decoder.fold = c.fold;
+    WaveNet net(config.decoder, config.encoder.z_dim);
+    net->to(torch::kDouble);
+    const bool ar = c.kind == DecoderKind::kAutoregressive;
+    const int64_t context = ContextSamples(config);
+    const int64_t first = c.first_output >= 0 ? c.first_output : (ar ? context - 1 : context);
+    const int64_t n = context + 203;  // not a multiple of the fold
+    torch::Tensor input = ar ? torch::randint(0, 256, {2, n}, torch::kLong)
+                             : torch::randn({2, n}, torch::kDouble).requires_grad_();
+    torch::Tensor cond = torch::rand({2, kMidiFeatureChannels, n}, torch::kDouble).requires_grad_();
+    torch::Tensor z = torch::randn({2, config.encoder.z_dim}, torch::kDouble);
+    torch::Tensor weights = torch::randn(ar ? std::vector<int64_t>{2, 256, n - first}
+                                            : std::vector<int64_t>{2, n - first},
+                                         torch::kDouble);
+    auto grads = [&](const torch::Tensor& out) {
+      net->zero_grad();
+      if (!ar) input.mutable_grad() = torch::Tensor();
+      cond.mutable_grad() = torch::Tensor();
+      (out * weights).sum().backward();
+      std::vector<torch::Tensor> all;
+      for (const torch::Tensor& p : net->parameters()) all.push_back(p.grad().clone());
+      if (!ar) all.push_back(input.grad().clone());
+      all.push_back(cond.grad().clone());
+      return all;
+    };
+    const std::string name = absl::StrCat(DecoderKindName(c.kind), " fold ", net->fold(),
+                                          " first_output ", first);
+    torch::Tensor full = net->forward(input, cond, z).narrow(-1, first, n - first);
+    const std::vector<torch::Tensor> full_grads = grads(full);
+    torch::Tensor cropped = net->forward(input, cond, z, first);
+    ASSERT_EQ(cropped.sizes(), full.sizes()) << name;
+    EXPECT_TRUE(torch::allclose(cropped, full, 1e-10, 1e-10)) << name;
+    const std::vector<torch::Tensor> cropped_grads = grads(cropped);
+    ASSERT_EQ(cropped_grads.size(), full_grads.size());
+    for (size_t i = 0; i < full_grads.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(cropped_grads[i], full_grads[i], 1e-9, 1e-10))
+          << name << ", gradient " << i;
     }
   }
 }

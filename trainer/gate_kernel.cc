@@ -1,0 +1,89 @@
+#include "trainer/gate_kernel.h"
+
+#include <cmath>
+#include <cstdint>
+
+#include "trainer/kernel_clones.h"
+
+namespace pianola {
+namespace {
+
+// Cephes expf: e^x = 2^n e^r with n = round(x / ln 2) and |r| <= ln 2 / 2,
+// e^r by a degree-6 polynomial, 2^n built in the exponent bits. Branch-free
+// (x clamped to where 2^n is a normal float; n rounded by the 1.5 * 2^23
+// trick, which leaves n in the low mantissa bits) so loops over it vectorize.
+PIANOLA_INLINE float Exp(float x) {
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  x = x < -87.3365447f ? -87.3365447f : x;
+  x = x > 88.3762626f ? 88.3762626f : x;
+  const float shifted = x * 1.44269504088896341f + kRound;
+  const float n = shifted - kRound;
+  // r = x - n ln 2, with ln 2 split in two for precision.
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float r2 = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  const int32_t n_int = __builtin_bit_cast(int32_t, shifted) - __builtin_bit_cast(int32_t, kRound);
+  return p * __builtin_bit_cast(float, (n_int + 127) << 23);
+}
+
+PIANOLA_INLINE float Sigmoid(float x) { return 1.0f / (1.0f + Exp(-x)); }
+
+// Cephes tanhf: an odd polynomial below |x| = 0.625 (where 1 - 2/(e^2x + 1)
+// would lose relative precision), the exp form above; both computed, one
+// kept.
+PIANOLA_INLINE float Tanh(float x) {
+  const float ax = std::fabs(x);
+  const float big = std::copysign(1.0f - 2.0f / (Exp(2.0f * ax) + 1.0f), x);
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * x + x;
+  return ax > 0.625f ? big : small;
+}
+
+}  // namespace
+
+PIANOLA_KERNEL_CLONES
+void GateKernel(const float* __restrict f, const float* __restrict g, int64_t n,
+                float* __restrict out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = Tanh(f[i]) * Sigmoid(g[i]);
+}
+
+PIANOLA_KERNEL_CLONES
+void GateForwardKernel(const float* __restrict f, const float* __restrict g, int64_t n,
+                       float* __restrict out, float* __restrict t, float* __restrict s) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float ti = Tanh(f[i]);
+    const float si = Sigmoid(g[i]);
+    t[i] = ti;
+    s[i] = si;
+    out[i] = ti * si;
+  }
+}
+
+PIANOLA_KERNEL_CLONES
+void GateBackwardKernel(const float* __restrict grad_out, const float* __restrict t,
+                        const float* __restrict s, int64_t n, float* __restrict grad_f,
+                        float* __restrict grad_g) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = grad_out[i] * s[i];
+    grad_f[i] = d * (1.0f - t[i] * t[i]);
+    grad_g[i] = d * t[i] * (1.0f - s[i]);
+  }
+}
+
+float GateExp(float x) { return Exp(x); }
+float GateTanh(float x) { return Tanh(x); }
+float GateSigmoid(float x) { return Sigmoid(x); }
+
+}  // namespace pianola
