@@ -12,8 +12,11 @@
 // configs/<preset>.textproto (the experiment a user would train), the model
 // from the preset for each decoder kind. The step mirrors TrainingRun::Step
 // in trainer/trainer.cc minus the data client (benchmarked in client_bench):
-// zero_grad, Autoencoder::Loss, backward, clip_grad_norm_, Adam step, with
-// deterministic algorithms on as the CPU trainer sets them.
+// zero_grad, Autoencoder::Loss, backward, ClipGradNorm, the FusedAdam step,
+// with deterministic algorithms on as the CPU trainer sets them
+// (trainer/determinism.h). The Python side is what a PyTorch user writes:
+// the full-window forward, tanh * sigmoid, torch.optim.Adam's defaults,
+// clip_grad_norm_ (docs/perf.md says which differences the ratio measures).
 //
 // Equivalence: this program writes the model shape (JSON) and its initial
 // weights and the batch (one binary file); the Python side loads the weights
@@ -42,6 +45,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,6 +64,8 @@
 #include "common/args.h"
 #include "trainer/autoencoder.h"
 #include "trainer/determinism.h"
+#include "trainer/fused_adam.h"
+#include "trainer/grad_clip.h"
 #include "trainer/experiment_config.h"
 #include "trainer/model_config.h"
 
@@ -309,20 +315,17 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
   }
 
   std::vector<torch::Tensor> params = model->parameters();
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.optimizer.lr)
-                                      .betas({o.optimizer.beta1, o.optimizer.beta2})
-                                      .eps(o.optimizer.eps)
-                                      .weight_decay(o.optimizer.weight_decay));
+  std::unique_ptr<torch::optim::Optimizer> adam = MakeOptimizer(o.optimizer, params);
   const double clip =
       o.grad_clip_norm > 0 ? o.grad_clip_norm : std::numeric_limits<double>::infinity();
   at::Generator noise = at::detail::createCPUGenerator(kNoiseSeed);
   auto step = [&]() {
-    adam.zero_grad();
+    adam->zero_grad();
     torch::Tensor loss = model->Loss(mb, noise)->total;
     const double value = loss.item<double>();
     loss.backward();
-    torch::nn::utils::clip_grad_norm_(params, clip);
-    adam.step();
+    ClipGradNorm(params, clip);
+    adam->step();
     return value;
   };
 

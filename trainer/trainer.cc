@@ -14,9 +14,6 @@
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/adamw.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +30,8 @@
 #include "trainer/batch_tensors.h"
 #include "trainer/checkpoint.h"
 #include "trainer/determinism.h"
+#include "trainer/fused_adam.h"
+#include "trainer/grad_clip.h"
 #include "trainer/checkpoint_file.h"
 #include "trainer/data_client.h"
 #include "trainer/lr_schedule.h"
@@ -306,19 +305,7 @@ absl::Status TrainingRun::Setup() {
   model_->to(device_);
   model_->train();
   params_ = model_->parameters();
-  if (o_.optimizer.kind == OptimizerKind::kAdamW) {
-    optimizer_ = std::make_unique<torch::optim::AdamW>(
-        params_, torch::optim::AdamWOptions(o_.optimizer.lr)
-                     .betas({o_.optimizer.beta1, o_.optimizer.beta2})
-                     .eps(o_.optimizer.eps)
-                     .weight_decay(o_.optimizer.weight_decay));
-  } else {
-    optimizer_ = std::make_unique<torch::optim::Adam>(
-        params_, torch::optim::AdamOptions(o_.optimizer.lr)
-                     .betas({o_.optimizer.beta1, o_.optimizer.beta2})
-                     .eps(o_.optimizer.eps)
-                     .weight_decay(o_.optimizer.weight_decay));
-  }
+  optimizer_ = MakeOptimizer(o_.optimizer, params_);
   if (o_.ema.enabled) {
     torch::NoGradGuard no_grad;
     for (const torch::Tensor& p : params_) ema_.push_back(p.detach().clone());
@@ -377,10 +364,8 @@ void TrainingRun::SetLearningRate(double lr) {
 void TrainingRun::UpdateEma() {
   if (!o_.ema.enabled) return;
   torch::NoGradGuard no_grad;
-  const double d = o_.ema.decay;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    ema_[i].mul_(d).add_(params_[i].detach(), 1.0 - d);
-  }
+  // ema += (1 - decay) (param - ema), all parameters in one call.
+  torch::_foreach_lerp_(ema_, params_, 1.0 - o_.ema.decay);
 }
 
 void TrainingRun::SwapEma() {
@@ -421,7 +406,7 @@ absl::Status TrainingRun::Step(int64_t step) {
     loss.backward();
     const double max_norm =
         o_.grad_clip_norm > 0 ? o_.grad_clip_norm : std::numeric_limits<double>::infinity();
-    grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+    grad_norm = ClipGradNorm(params_, max_norm);
     finite = std::isfinite(grad_norm);
   }
   StepRecord record{.step = step + 1, .loss = loss_value, .grad_norm = grad_norm, .lr = lr,
