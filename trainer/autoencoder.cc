@@ -8,6 +8,12 @@
 #include "trainer/mulaw.h"
 
 namespace pianola {
+namespace {
+
+// Loss computes only the loss positions when context * this >= window.
+constexpr int64_t kMinCropFraction = 8;
+
+}  // namespace
 
 AutoencoderImpl::AutoencoderImpl(const ModelConfig& config) : config_(config) {
   const absl::Status valid = Validate(config);
@@ -87,9 +93,15 @@ absl::StatusOr<LossOutput> AutoencoderImpl::Loss(const ModelBatch& batch,
     const int64_t context = context_samples();
     const int64_t n = batch.audio.size(1);
     const bool ar = decoder_->autoregressive();
-    // Only the loss positions are computed: samples context .. n-1 (the
-    // autoregressive output j predicts sample j + 1).
-    torch::Tensor out = forward(batch, noise_rng, ar ? context - 1 : context);
+    // The loss positions: samples context .. n-1 (the autoregressive output j
+    // predicts sample j + 1). Only they are computed when the context is at
+    // least an eighth of the window: below that, the per-layer narrowing
+    // (copies of the cropped views, zero-filled gradients) costs more than
+    // the skipped steps save (tiny autoregressive: 31 of 1055 samples).
+    const int64_t first = ar ? context - 1 : context;
+    const bool crop = context * kMinCropFraction >= n;
+    torch::Tensor out = forward(batch, noise_rng, crop ? first : 0);
+    if (!crop) out = out.narrow(-1, first, n - context);
     LossOutput result;
     if (ar) {
       torch::Tensor targets = MuLawEncode(batch.audio, config_.decoder.quantization_levels);
