@@ -30,20 +30,32 @@ void ForEachRow(int64_t batch, int64_t g, int64_t t, const Fn& fn) {
   });
 }
 
+// tanh(f) * sigmoid(g) of a float CPU [B, 2G, T] tensor; with `keep`, also
+// tanh of the filter half and sigmoid of the gate half into *keep (a
+// contiguous tensor shaped like `a`).
+torch::Tensor Forward(const torch::Tensor& a, int64_t g, torch::Tensor* keep) {
+  const torch::Tensor in = a.contiguous();
+  const int64_t batch = in.size(0), t = in.size(2);
+  torch::Tensor out = torch::empty({batch, g, t}, in.options());
+  const float* src = in.const_data_ptr<float>();
+  float* dst = out.mutable_data_ptr<float>();
+  float* kept = keep != nullptr ? keep->mutable_data_ptr<float>() : nullptr;
+  ForEachRow(batch, g, t, [&](int64_t row, int64_t filter, int64_t gate) {
+    if (kept == nullptr) {
+      GateKernel(src + filter, src + gate, t, dst + row);
+    } else {
+      GateForwardKernel(src + filter, src + gate, t, dst + row, kept + filter, kept + gate);
+    }
+  });
+  return out;
+}
+
 class FusedGate : public torch::autograd::Function<FusedGate> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, int64_t g) {
     RECORD_FUNCTION("pianola::FusedGate", std::vector<c10::IValue>({a}));
-    const torch::Tensor in = a.contiguous();
-    const int64_t batch = in.size(0), t = in.size(2);
-    torch::Tensor out = torch::empty({batch, g, t}, in.options());
-    torch::Tensor saved = torch::empty_like(in);  // tanh of the filter half, sigmoid of the gate
-    const float* src = in.const_data_ptr<float>();
-    float* dst = out.mutable_data_ptr<float>();
-    float* keep = saved.mutable_data_ptr<float>();
-    ForEachRow(batch, g, t, [&](int64_t row, int64_t filter, int64_t gate) {
-      GateForwardKernel(src + filter, src + gate, t, dst + row, keep + filter, keep + gate);
-    });
+    torch::Tensor saved = torch::empty_like(a, torch::MemoryFormat::Contiguous);
+    torch::Tensor out = Forward(a, g, &saved);
     ctx->save_for_backward({saved});
     ctx->saved_data["g"] = g;
     return out;
@@ -72,16 +84,7 @@ torch::Tensor GatedActivation(const torch::Tensor& a, int64_t g) {
               ", T], got ", a.sizes());
   if (a.is_cpu() && a.scalar_type() == torch::kFloat) {
     if (torch::GradMode::is_enabled() && a.requires_grad()) return FusedGate::apply(a, g);
-    // Nothing to keep for a backward pass.
-    const torch::Tensor in = a.contiguous();
-    const int64_t batch = in.size(0), t = in.size(2);
-    torch::Tensor out = torch::empty({batch, g, t}, in.options());
-    const float* src = in.const_data_ptr<float>();
-    float* dst = out.mutable_data_ptr<float>();
-    ForEachRow(batch, g, t, [&](int64_t row, int64_t filter, int64_t gate) {
-      GateKernel(src + filter, src + gate, t, dst + row);
-    });
-    return out;
+    return Forward(a, g, /*keep=*/nullptr);  // nothing to keep for a backward pass
   }
   return torch::tanh(a.narrow(1, 0, g)) * torch::sigmoid(a.narrow(1, g, g));
 }

@@ -226,9 +226,10 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
     }
   }
   torch::Tensor out = Head(skip);  // from step first_step on
-  const int64_t offset = first_output - first_step * f;
-  if (causal || f == 1) return offset == 0 ? out : out.narrow(-1, offset, n - first_output);
-  return out.narrow(1, offset, n - first_output);
+  // Folded: drop the first block's samples before first_output and the
+  // zero-padded tail.
+  if (f == 1) return out;
+  return out.narrow(1, first_output - first_step * f, n - first_output);
 }
 
 // Inference: the same arithmetic as forward()'s training path, with every
