@@ -6,7 +6,7 @@
 //
 //   train_bench [--presets tiny,small] [--decoders autoregressive[,parallel]]
 //       [--steps N] [--warmup N] [--repeats N] [--threads N] [--python PATH]
-//       [--profile]
+//       [--profile] [--device cpu|cuda] [--peak-tflops F]
 //
 // Per preset, the batch shape, optimizer and clipping come from
 // configs/<preset>.textproto (the experiment a user would train), the model
@@ -24,6 +24,18 @@
 // loss, which must equal ours within 1e-3 relative, or the benchmark fails
 // (exit 1): the two sides compute the same function. C++ and Python runs
 // alternate `repeats` times; the best rate of each is reported.
+//
+// --device cuda: both sides as the trainer runs on a GPU: bf16 autocast, TF32,
+// cuDNN autotuning; the C++ side timed twice, eagerly and with the step's
+// forward + backward + clipping captured as a CUDA graph
+// (trainer/cuda_graph_step.h, as `cuda_graphs: true` in a config); the
+// ratio is the graphed C++ step against eager Python. Also prints the model
+// FLOPs per step (3 x the forward's convolution and matrix-product FLOPs,
+// trainer/flop_counter.h) as TFLOP/s and as a share of --peak-tflops (default
+// for an H100/H200: 989, dense bf16 by the datasheet).
+//
+// On the CPU the rows also give the C++ step's model GFLOP/s (same count),
+// to hold against the machine's GEMM rate, and minor page faults per step.
 //
 // --profile: after the timed runs, both sides profile kProfileSteps more steps
 // with the Kineto CPU profiler (torch::autograd::profiler here,
@@ -46,27 +58,36 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <ftw.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <ATen/Context.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "common/file_util.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/args.h"
+#include "trainer/autocast_scope.h"
 #include "trainer/autoencoder.h"
+#include "trainer/cuda_graph_step.h"
 #include "trainer/determinism.h"
+#include "trainer/experiment_config.h"
+#include "trainer/flop_counter.h"
 #include "trainer/fused_adam.h"
 #include "trainer/grad_clip.h"
-#include "trainer/experiment_config.h"
 #include "trainer/model_config.h"
 
 namespace pianola {
@@ -85,6 +106,15 @@ std::string LoadAverage() {
   return absl::StrCat(one, " ", five, " ", fifteen);
 }
 
+// Minor page faults of this process so far (all threads): a step that maps
+// fresh memory for its large tensors pays the kernel's page zeroing on every
+// step (docs/perf.md, "Training throughput").
+int64_t MinorFaults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
 double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -97,12 +127,14 @@ struct BenchArgs {
   int repeats = 2;
   int threads = 2;
   bool profile = false;
+  bool cuda = false;         // --device cuda
+  double peak_tflops = 0;    // 0: from the device name where known
   std::string python = PIANOLA_PYTHON_DEFAULT;
   std::string source_dir = PIANOLA_SOURCE_DIR_DEFAULT;
 };
 
 std::string Json(const ModelConfig& m, const TrainOptions& o, int64_t context, int threads,
-                 int steps, int warmup, bool profile) {
+                 int steps, int warmup, bool profile, bool cuda) {
   const EncoderConfig& e = m.encoder;
   const DecoderConfig& d = m.decoder;
   std::vector<std::string> res;
@@ -110,7 +142,8 @@ std::string Json(const ModelConfig& m, const TrainOptions& o, int64_t context, i
     res.push_back(absl::StrCat("[", r.fft_size, ",", r.hop, ",", r.win_length, "]"));
   }
   return absl::StrCat(
-      "{\"sample_rate\":", m.sample_rate, ",\"context_samples\":", context,
+      "{\"sample_rate\":", m.sample_rate, ",\"device\":\"", cuda ? "cuda" : "cpu",
+      "\",\"bf16\":", cuda ? "true" : "false", ",\"context_samples\":", context,
       ",\"window_samples\":", o.data.window_samples, ",\"threads\":", threads,
       ",\"steps\":", steps, ",\"warmup_steps\":", warmup, ",\"noise_seed\":", kNoiseSeed,
       ",\"profile_steps\":", profile ? kProfileSteps : 0,
@@ -246,6 +279,7 @@ struct PythonRun {
   bool ok = false;
   double samples_per_second = 0;
   double first_loss = 0;
+  double faults_per_step = 0;
   std::string output;
 };
 
@@ -262,8 +296,20 @@ PythonRun RunPython(const BenchArgs& args, const std::string& spec, const std::s
   const int status = pclose(pipe);
   r.samples_per_second = JsonNumber(r.output, "samples_per_second");
   r.first_loss = JsonNumber(r.output, "first_loss");
+  r.faults_per_step = JsonNumber(r.output, "faults_per_step");
   r.ok = status == 0 && std::isfinite(r.samples_per_second) && std::isfinite(r.first_loss);
   return r;
+}
+
+std::string CudaDeviceName() { return at::cuda::getCurrentDeviceProperties()->name; }
+
+// The device's dense bf16 peak in TFLOP/s where the name is known (0: not).
+double PeakTflops(const BenchArgs& args) {
+  if (args.peak_tflops > 0 || !args.cuda) return args.peak_tflops;
+  const std::string name = CudaDeviceName();
+  return name.find("H100") != std::string::npos || name.find("H200") != std::string::npos
+             ? 989.0
+             : 0.0;
 }
 
 // Returns false when the two implementations disagree or Python fails.
@@ -284,7 +330,9 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
   const int64_t context = ContextSamples(mc);
   const int64_t batch = o.data.batch_size;
   const int64_t n = context + o.data.window_samples;
-  const int steps = args.steps > 0 ? args.steps : (preset == "tiny" ? 40 : 8);
+  const int steps =
+      args.steps > 0 ? args.steps : (args.cuda ? 100 : (preset == "tiny" ? 40 : 8));
+  const torch::Device device = args.cuda ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
 
   torch::manual_seed(1);
   Autoencoder model = *MakeAutoencoder(mc);
@@ -302,7 +350,8 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
                                        "/train_bench_", getpid());
   std::filesystem::create_directories(dir);
   const std::string spec = dir + "/spec.json", tensors = dir + "/tensors.bin";
-  std::ofstream(spec) << Json(mc, o, context, args.threads, steps, args.warmup, args.profile);
+  std::ofstream(spec) << Json(mc, o, context, args.threads, steps, args.warmup, args.profile,
+                              args.cuda);
   std::vector<std::pair<std::string, torch::Tensor>> all;
   for (const auto& p : model->named_parameters()) all.emplace_back("model/" + p.key(), p.value());
   for (const auto& b : model->named_buffers()) all.emplace_back("model/" + b.key(), b.value());
@@ -313,36 +362,105 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
     std::fprintf(stderr, "cannot write %s\n", tensors.c_str());
     return false;
   }
+  model->to(device);
+  mb = {.audio = mb.audio.to(device), .conditioning = mb.conditioning.to(device),
+        .reference = mb.reference.to(device)};
+
+  // Model FLOPs of a step: 3 x the forward's (backward ~ 2 x forward).
+  double step_flops = 0;
+  {
+    torch::NoGradGuard no_grad;
+    AutocastScope autocast(args.cuda);
+    at::Generator count_gen = at::detail::createCPUGenerator(kNoiseSeed);
+    std::optional<torch::Generator> count_noise;
+    if (!args.cuda) count_noise = count_gen;
+    FlopCounter counter;
+    (void)model->Loss(mb, count_noise)->total;
+    step_flops = 3 * counter.flops();
+  }
 
   std::vector<torch::Tensor> params = model->parameters();
   std::unique_ptr<torch::optim::Optimizer> adam = MakeOptimizer(o.optimizer, params);
   const double clip =
       o.grad_clip_norm > 0 ? o.grad_clip_norm : std::numeric_limits<double>::infinity();
-  at::Generator noise = at::detail::createCPUGenerator(kNoiseSeed);
-  auto step = [&]() {
-    adam->zero_grad();
-    torch::Tensor loss = model->Loss(mb, noise)->total;
-    const double value = loss.item<double>();
-    loss.backward();
-    ClipGradNorm(params, clip);
+  // The parallel decoder's noise: a seeded CPU generator on the CPU; on CUDA
+  // the default generator (what a CUDA graph replays), seeded before step 0.
+  at::Generator cpu_noise = at::detail::createCPUGenerator(kNoiseSeed);
+  std::optional<torch::Generator> noise;
+  if (args.cuda) {
+    torch::cuda::manual_seed(kNoiseSeed);
+  } else {
+    noise = cpu_noise;
+  }
+  // As TrainingRun::Step: the loss's device work (eager, or through `graph`),
+  // the loss read back, the optimizer step.
+  torch::Tensor loss_t, norm_t;
+  auto step = [&](CudaGraphStep* graph) {
+    if (graph == nullptr || !graph->captured()) adam->zero_grad();
+    auto work = [&] {
+      torch::Tensor total;
+      {
+        AutocastScope autocast(args.cuda, /*cache_enabled=*/graph == nullptr);
+        total = model->Loss(mb, noise)->total;
+      }
+      loss_t = total.detach();
+      total.backward();
+      norm_t = ClipGradNormTensor(params, clip);
+    };
+    if (graph != nullptr) {
+      graph->Run(work);
+    } else {
+      work();
+    }
+    const double value = loss_t.item<double>();
     adam->step();
     return value;
   };
-
-  double best_cpp = 0, best_py = 0, cpp_first = 0, py_first = 0;
-  std::string py_profile;
-  bool first = true;
-  for (int r = 0; r < args.repeats; ++r) {
-    if (first) {
-      cpp_first = step();
-      for (int i = 1; i < args.warmup; ++i) step();
-      first = false;
-    } else {
-      for (int i = 0; i < args.warmup; ++i) step();
-    }
+  auto sync = [&] {
+    if (args.cuda) torch::cuda::synchronize();
+  };
+  // Seconds per step over `steps` steps.
+  auto timed = [&](CudaGraphStep* graph) {
+    sync();
     const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i) step();
-    best_cpp = std::max(best_cpp, steps * batch * o.data.window_samples / Seconds(start));
+    for (int i = 0; i < steps; ++i) step(graph);
+    sync();
+    return Seconds(start) / steps;
+  };
+  std::unique_ptr<CudaGraphStep> graph;
+  if (args.cuda) {
+    absl::StatusOr<std::unique_ptr<CudaGraphStep>> made = CudaGraphStep::Create(device);
+    if (!made.ok()) {
+      std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
+      return false;
+    }
+    graph = *std::move(made);
+  }
+
+  const double samples = static_cast<double>(batch) * o.data.window_samples;
+  double best_cpp = 0, best_graph = 0, best_py = 0, cpp_first = 0, py_first = 0;
+  double cpp_faults = 0, py_faults = 0;  // minor page faults per step, of the best runs
+  std::string py_profile;
+  for (int r = 0; r < args.repeats; ++r) {
+    if (r == 0) {
+      cpp_first = step(nullptr);
+      for (int i = 1; i < args.warmup; ++i) step(nullptr);
+    } else {
+      for (int i = 0; i < args.warmup; ++i) step(nullptr);
+    }
+    const int64_t faults = MinorFaults();
+    const double rate = samples / timed(nullptr);
+    if (rate > best_cpp) {
+      best_cpp = rate;
+      cpp_faults = static_cast<double>(MinorFaults() - faults) / steps;
+    }
+    if (graph != nullptr) {
+      // Eager calls, the capture, then replays; warm-up covers all three.
+      while (graph->calls() < CudaGraphStep::kDefaultWarmupCalls + 1 + args.warmup) {
+        step(graph.get());
+      }
+      best_graph = std::max(best_graph, samples / timed(graph.get()));
+    }
 
     PythonRun py = RunPython(args, spec, tensors);
     if (!py.ok) {
@@ -351,21 +469,41 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
       return false;
     }
     py_first = py.first_loss;
-    best_py = std::max(best_py, py.samples_per_second);
+    if (py.samples_per_second > best_py) {
+      best_py = py.samples_per_second;
+      py_faults = py.faults_per_step;
+    }
     // The Python side prints its profile (when asked) after its JSON line.
     const size_t table = py.output.find("  profile ");
     if (table != std::string::npos) py_profile = py.output.substr(table);
   }
   (void)RemoveTree(dir);
 
-  const bool same = std::abs(cpp_first - py_first) <= 1e-3 * std::max(1.0, std::abs(cpp_first));
-  std::printf("%-6s %-14s %3lld x %-5u %9lld %12.0f %12.0f %7.2fx   %.6f / %.6f%s\n",
-              preset.c_str(), std::string(DecoderKindName(kind)).c_str(),
-              static_cast<long long>(batch), o.data.window_samples,
-              static_cast<long long>(model->ParameterCount()), best_cpp, best_py,
-              best_cpp / best_py, cpp_first, py_first, same ? "" : "  MISMATCH");
+  // bf16 autocast rounds differently in the two processes' kernel choices.
+  const double tolerance = args.cuda ? 1e-2 : 1e-3;
+  const bool same =
+      std::abs(cpp_first - py_first) <= tolerance * std::max(1.0, std::abs(cpp_first));
+  const std::string name = absl::StrCat(preset, " ", DecoderKindName(kind));
+  if (args.cuda) {
+    const double tflops = step_flops * best_graph / samples / 1e12;
+    const double peak = PeakTflops(args);
+    std::printf("%-22s %3lld x %-5u %9lld %12.0f %12.0f %12.0f %7.2fx %7.2fx %8.1f %9.0f %6s"
+                "   %.6f / %.6f%s\n",
+                name.c_str(), static_cast<long long>(batch), o.data.window_samples,
+                static_cast<long long>(model->ParameterCount()), best_cpp, best_graph, best_py,
+                best_graph / best_py, best_cpp / best_py, tflops, step_flops / 1e9,
+                peak > 0 ? absl::StrFormat("%.2f%%", 100 * tflops / peak).c_str() : "?",
+                cpp_first, py_first, same ? "" : "  MISMATCH");
+  } else {
+    std::printf("%-22s %3lld x %-5u %9lld %12.0f %12.0f %7.2fx %8.1f %9.2f %9.0f / %-9.0f "
+                "%.6f / %.6f%s\n",
+                name.c_str(), static_cast<long long>(batch), o.data.window_samples,
+                static_cast<long long>(model->ParameterCount()), best_cpp, best_py,
+                best_cpp / best_py, step_flops * best_cpp / samples / 1e9, step_flops / 1e9,
+                cpp_faults, py_faults, cpp_first, py_first, same ? "" : "  MISMATCH");
+  }
   if (args.profile) {
-    ProfileSteps("C++", step);
+    ProfileSteps("C++", [&] { return step(nullptr); });
     std::printf("%s", py_profile.c_str());
   }
   std::fflush(stdout);
@@ -379,9 +517,10 @@ int main(int argc, char** argv) {
   using namespace pianola;
   ArgParser p("train_bench [--presets tiny,small] [--decoders autoregressive,parallel] "
               "[--steps N] [--warmup N] [--repeats N] [--threads N] [--python PATH] "
-              "[--profile]");
+              "[--profile] [--device cpu|cuda] [--peak-tflops F]");
   p.AddFlag("presets").AddFlag("decoders").AddFlag("steps").AddFlag("warmup")
-      .AddFlag("repeats").AddFlag("threads").AddFlag("python").AddBool("profile");
+      .AddFlag("repeats").AddFlag("threads").AddFlag("python").AddBool("profile")
+      .AddFlag("device").AddFlag("peak-tflops");
   absl::StatusOr<Args> parsed = p.Parse(argc - 1, argv + 1);
   if (!parsed.ok()) {
     std::fprintf(stderr, "%s\nusage: %s\n", std::string(parsed.status().message()).c_str(),
@@ -418,17 +557,48 @@ int main(int argc, char** argv) {
   }
   args.python = parsed->Get("python", args.python);
   args.profile = parsed->GetBool("profile");
+  const std::string device = parsed->Get("device", "cpu");
+  if (device != "cpu" && device != "cuda") {
+    std::fprintf(stderr, "--device: expected cpu or cuda, got '%s'\n", device.c_str());
+    return 2;
+  }
+  args.cuda = device == "cuda";
+  if (args.cuda && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "--device cuda: no CUDA device is available\n");
+    return 2;
+  }
+  if (!absl::SimpleAtod(parsed->Get("peak-tflops", "0"), &args.peak_tflops) ||
+      !(args.peak_tflops >= 0)) {
+    std::fprintf(stderr, "--peak-tflops: expected a non-negative number\n");
+    return 2;
+  }
   if (const char* src = std::getenv("PIANOLA_SOURCE_DIR")) args.source_dir = src;
 
   torch::set_num_threads(args.threads);
-  UseDeterministicCpuAlgorithms();  // as the trainer on a CPU
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
-  std::printf("training step throughput (target audio samples/s), %d threads, torch %s, "
-              "OMP_WAIT_POLICY=%s, load %s\n",
-              args.threads, TORCH_VERSION, wait_policy != nullptr ? wait_policy : "(unset)",
-              LoadAverage().c_str());
-  std::printf("%-6s %-14s %-11s %9s %12s %12s %8s   %s\n", "preset", "decoder", "batch",
-              "params", "C++", "Python", "ratio", "step-0 loss C++ / Python");
+  if (args.cuda) {
+    // As the trainer on CUDA (TrainingRun::ConfigureTorch).
+    at::globalContext().setAllowTF32CuBLAS(true);
+    at::globalContext().setAllowTF32CuDNN(true);
+    at::globalContext().setBenchmarkCuDNN(true);
+    const double peak = PeakTflops(args);
+    std::printf("training step throughput (target audio samples/s) on %s, bf16 autocast + "
+                "TF32, torch %s, peak %s TFLOP/s\n",
+                CudaDeviceName().c_str(), TORCH_VERSION,
+                peak > 0 ? absl::StrCat(peak).c_str() : "unknown (--peak-tflops)");
+    std::printf("%-22s %-11s %9s %12s %12s %12s %8s %8s %8s %9s %6s   %s\n", "preset decoder",
+                "batch", "params", "C++ eager", "C++ graph", "Python", "graph/Py", "eager/Py",
+                "TFLOP/s", "GFLOP/st", "peak", "step-0 loss C++ / Python");
+  } else {
+    UseDeterministicCpuAlgorithms();  // as the trainer on a CPU
+    std::printf("training step throughput (target audio samples/s), %d threads, torch %s, "
+                "OMP_WAIT_POLICY=%s, load %s\n",
+                args.threads, TORCH_VERSION, wait_policy != nullptr ? wait_policy : "(unset)",
+                LoadAverage().c_str());
+    std::printf("%-22s %-11s %9s %12s %12s %8s %8s %9s %-21s %s\n", "preset decoder", "batch",
+                "params", "C++", "Python", "ratio", "GFLOP/s", "GFLOP/st",
+                " faults/step C++ / Py", "step-0 loss C++ / Python");
+  }
   bool ok = true;
   for (const std::string& preset : args.presets) {
     for (DecoderKind kind : args.decoders) ok = RunCase(preset, kind, args) && ok;

@@ -18,8 +18,10 @@ Prints one JSON object on stdout.
 """
 
 import argparse
+import contextlib
 import json
 import math
+import resource
 import struct
 import sys
 import time
@@ -243,7 +245,7 @@ def mulaw_encode(audio, levels):
 
 
 def stft_magnitude(x, fft, hop, win):
-    window = torch.hann_window(win)
+    window = torch.hann_window(win, device=x.device)
     spec = torch.stft(x, fft, hop, win, window, center=True, pad_mode="reflect",
                       normalized=False, onesided=True, return_complex=True)
     return (spec.real.square() + spec.imag.square()).clamp_min(1e-7).sqrt()
@@ -265,7 +267,7 @@ class Autoencoder(nn.Module):
             classes = mulaw_encode(audio, d["quantization_levels"])
             logits = self.decoder(classes[:, :n - 1], cond[:, :, 1:], z)
             return F.cross_entropy(logits[:, :, context - 1:n - 1], classes[:, context:])
-        noise = torch.randn(audio.size(0), n, generator=noise_gen)
+        noise = torch.randn(audio.size(0), n, generator=noise_gen, device=audio.device)
         pred = self.decoder(noise, cond, z)[:, context:]
         target = audio[:, context:]
         loss = self.spec["loss"]
@@ -310,10 +312,19 @@ def main():
     with open(args.spec) as f:
         spec = json.load(f)
     torch.set_num_threads(spec["threads"])
-    # As the C++ trainer runs on a CPU (trainer/determinism.h): deterministic
-    # algorithms, without filling new tensors with NaN first.
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    device = torch.device(spec.get("device", "cpu"))
+    bf16 = bool(spec.get("bf16", False))
+    if device.type == "cuda":
+        # As the C++ trainer on CUDA: TF32 matmuls and convolutions, cuDNN
+        # autotuning, bf16 autocast around the forward pass and loss.
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    else:
+        # As the C++ trainer runs on a CPU (trainer/determinism.h): deterministic
+        # algorithms, without filling new tensors with NaN first.
+        torch.use_deterministic_algorithms(True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
 
     tensors = read_tensors(args.tensors)
     model = Autoencoder(spec)
@@ -328,18 +339,30 @@ def main():
             if tuple(t.shape) != tuple(stored[name].shape):
                 raise SystemExit(f"{name}: Python {tuple(t.shape)} vs C++ {tuple(stored[name].shape)}")
             t.copy_(stored[name])
-    audio, cond, ref = tensors["batch/audio"], tensors["batch/conditioning"], tensors["batch/reference"]
+    model.to(device)
+    audio, cond, ref = (tensors[k].to(device) for k in
+                        ("batch/audio", "batch/conditioning", "batch/reference"))
 
     opt = spec["optimizer"]
     params = list(model.parameters())
     adam = torch.optim.Adam(params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]),
                             eps=opt["eps"], weight_decay=opt["weight_decay"])
-    noise_gen = torch.Generator().manual_seed(spec["noise_seed"])
+    if device.type == "cuda":
+        # The C++ side draws from the default CUDA generator with this seed.
+        torch.cuda.manual_seed(spec["noise_seed"])
+        noise_gen = None
+    else:
+        noise_gen = torch.Generator().manual_seed(spec["noise_seed"])
     clip = spec["grad_clip_norm"] if spec["grad_clip_norm"] > 0 else float("inf")
+
+    def autocast():
+        return (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
+                else contextlib.nullcontext())
 
     def step():
         adam.zero_grad()
-        loss = model.loss(audio, cond, ref, noise_gen)
+        with autocast():
+            loss = model.loss(audio, cond, ref, noise_gen)
         value = loss.item()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, clip)
@@ -349,13 +372,18 @@ def main():
     first_loss = step()
     for _ in range(spec["warmup_steps"] - 1):
         step()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     for _ in range(spec["steps"]):
         step()
+    sync()
     elapsed = time.perf_counter() - start
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     samples = spec["steps"] * audio.size(0) * spec["window_samples"]
     json.dump({"samples_per_second": samples / elapsed, "seconds": elapsed,
-               "first_loss": first_loss, "parameters": sum(p.numel() for p in params),
+               "first_loss": first_loss, "faults_per_step": faults / spec["steps"], "parameters": sum(p.numel() for p in params),
                "torch": torch.__version__, "threads": torch.get_num_threads()}, sys.stdout)
     print()
     if spec.get("profile_steps", 0) > 0:

@@ -348,6 +348,10 @@ absl::Status ResolveRun(const Checker& c, const ExperimentConfig& config, TrainO
     return c.Bad("precision",
                  absl::StrCat("expected 'auto', 'fp32' or 'bf16', got '", precision, "'"));
   }
+  out->cuda_graphs = config.cuda_graphs();
+  if (out->cuda_graphs && out->device == TrainDevice::kCpu) {
+    return c.Bad("cuda_graphs", "CUDA graphs need a CUDA device (device is 'cpu')");
+  }
 
   if (config.checkpoint().has_every_steps()) {
     out->checkpoint.every_steps = config.checkpoint().every_steps();
@@ -522,7 +526,8 @@ std::string DescribeTrainOptions(const TrainOptions& o) {
                   o.ema.enabled ? absl::StrCat(o.ema.decay) : std::string("off"), "\n");
   absl::StrAppend(&out, "run: ", o.steps, " steps, seed ", o.seed, ", checkpoint every ",
                   o.checkpoint.every_steps, " (keep ", o.checkpoint.keep_last, "), log every ",
-                  o.log_every_steps, ", cpu threads ", o.cpu_threads, "\n");
+                  o.log_every_steps, ", cpu threads ", o.cpu_threads,
+                  o.cuda_graphs ? ", CUDA graphs" : "", "\n");
   return out;
 }
 

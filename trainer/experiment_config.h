@@ -90,6 +90,7 @@ struct TrainOptions {
   TrainDevice device = TrainDevice::kAuto;
   int device_index = 0;  // "cuda:N"
   TrainPrecision precision = TrainPrecision::kAuto;
+  bool cuda_graphs = false;  // capture the step's device work (CUDA only)
   CheckpointPolicy checkpoint;
   ValidationOptions validation;
   int64_t log_every_steps = 10;

@@ -56,6 +56,7 @@ TEST(ExperimentConfigTest, MinimalConfigGetsDocumentedDefaults) {
   EXPECT_EQ(o->steps, 10);
   EXPECT_EQ(o->device, TrainDevice::kAuto);
   EXPECT_EQ(o->precision, TrainPrecision::kAuto);
+  EXPECT_FALSE(o->cuda_graphs);
   EXPECT_EQ(o->checkpoint.every_steps, 1000);
   EXPECT_EQ(o->checkpoint.keep_last, 3);
   EXPECT_EQ(o->validation.every_steps, 1000);
@@ -89,6 +90,7 @@ TEST(ExperimentConfigTest, EveryFieldIsRead) {
     steps: 50
     device: "cuda:1"
     precision: "bf16"
+    cuda_graphs: true
     checkpoint { every_steps: 0 keep_last: 0 }
     validation { every_steps: 0 batches: 9 }
     log_every_steps: 1
@@ -134,6 +136,7 @@ TEST(ExperimentConfigTest, EveryFieldIsRead) {
   EXPECT_EQ(o->device, TrainDevice::kCuda);
   EXPECT_EQ(o->device_index, 1);
   EXPECT_EQ(o->precision, TrainPrecision::kBf16);
+  EXPECT_TRUE(o->cuda_graphs);
   EXPECT_EQ(o->checkpoint.every_steps, 0);
   EXPECT_EQ(o->checkpoint.keep_last, 0);
   EXPECT_EQ(o->validation.every_steps, 0);
@@ -282,6 +285,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{With("device: \"cuda:x\""), "device"},
         BadCase{With("precision: \"fp16\""), "precision"},
         BadCase{With("device: \"cpu\" precision: \"bf16\""), "precision"},
+        BadCase{With("device: \"cpu\" cuda_graphs: true"), "cuda_graphs"},
         BadCase{With("checkpoint { every_steps: -1 }"), "checkpoint.every_steps"},
         BadCase{With("checkpoint { keep_last: -2 }"), "checkpoint.keep_last"},
         BadCase{With("validation { every_steps: -5 }"), "validation.every_steps"},

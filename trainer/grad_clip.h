@@ -8,6 +8,11 @@
 // Parameters without a gradient are skipped; returns 0 when none has one.
 // A non-finite norm is returned as is (the gradients then hold non-finite
 // values too); the caller decides what to do with the step.
+//
+// ClipGradNormTensor is the same without reading the norm back: it returns
+// the norm as a 0-dim tensor on the gradients' device (an undefined tensor
+// when no parameter has a gradient) and never synchronizes with the device,
+// so a CUDA graph can capture it (trainer/cuda_graph_step.h).
 
 #include <vector>
 
@@ -16,6 +21,7 @@
 namespace pianola {
 
 double ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm);
+torch::Tensor ClipGradNormTensor(const std::vector<torch::Tensor>& params, double max_norm);
 
 }  // namespace pianola
 

@@ -42,6 +42,21 @@ TEST(ClipGradNormTest, MatchesLibtorch) {
   EXPECT_NEAR(ClipGradNorm(params, std::numeric_limits<double>::infinity()), 0.5, 1e-5);
 }
 
+TEST(ClipGradNormTest, TensorVariantLeavesTheNormOnTheDevice) {
+  std::vector<torch::Tensor> ours = ParamsWithGrads(3.0);
+  std::vector<torch::Tensor> theirs = ParamsWithGrads(3.0);
+  const torch::Tensor norm = ClipGradNormTensor(ours, 0.5);
+  ASSERT_TRUE(norm.defined());
+  EXPECT_EQ(norm.dim(), 0);
+  EXPECT_EQ(norm.device(), ours[0].grad().device());
+  EXPECT_DOUBLE_EQ(norm.item<double>(), ClipGradNorm(theirs, 0.5));
+  for (size_t i = 0; i + 1 < ours.size(); ++i) {
+    EXPECT_TRUE(torch::equal(ours[i].grad(), theirs[i].grad())) << i;
+  }
+  std::vector<torch::Tensor> none = {torch::zeros({2}, torch::requires_grad())};
+  EXPECT_FALSE(ClipGradNormTensor(none, 1.0).defined());
+}
+
 TEST(ClipGradNormTest, NoGradientsAndNonFiniteNorms) {
   std::vector<torch::Tensor> none = {torch::zeros({2}, torch::requires_grad())};
   EXPECT_EQ(ClipGradNorm(none, 1.0), 0.0);

@@ -8,11 +8,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include <ATen/Context.h>
-#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -26,13 +26,15 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
+#include "trainer/autocast_scope.h"
 #include "trainer/autoencoder.h"
 #include "trainer/batch_tensors.h"
 #include "trainer/checkpoint.h"
+#include "trainer/checkpoint_file.h"
+#include "trainer/cuda_graph_step.h"
 #include "trainer/determinism.h"
 #include "trainer/fused_adam.h"
 #include "trainer/grad_clip.h"
-#include "trainer/checkpoint_file.h"
 #include "trainer/data_client.h"
 #include "trainer/lr_schedule.h"
 
@@ -104,29 +106,6 @@ class MetricsLog {
   std::string pending_;
 };
 
-// bf16 autocast on CUDA for the scope (a no-op when disabled).
-class AutocastScope {
- public:
-  explicit AutocastScope(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool enabled_;
-  bool previous_ = false;
-};
-
 absl::StatusOr<torch::Device> PickDevice(const TrainOptions& o) {
   const bool cuda = torch::cuda::is_available();
   switch (o.device) {
@@ -188,6 +167,9 @@ class TrainingRun {
   absl::Status MaybeResume();
   absl::Status Loop();
   absl::Status Step(int64_t step);
+  // Forward, loss, backward and clipping through graph_: the loss and the
+  // gradient norm (both NaN/Inf-able).
+  absl::StatusOr<std::pair<double, double>> GraphedForwardBackward(const ModelBatch& mb);
   absl::Status LogInterval(int64_t step);
   absl::Status Validate(int64_t step);
   absl::Status Checkpoint(int64_t step);
@@ -204,9 +186,15 @@ class TrainingRun {
   const RunOptions& run_;
   torch::Device device_;
   bool bf16_ = false;
+  double max_grad_norm_ = 0;  // +inf without clipping
   Autoencoder model_{nullptr};
   std::vector<torch::Tensor> params_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  // With cuda_graphs on CUDA: the captured step, the batch tensors it reads
+  // (each batch is copied into them) and its outputs.
+  std::unique_ptr<CudaGraphStep> graph_;
+  ModelBatch graph_batch_;
+  torch::Tensor graph_loss_, graph_norm_;
   std::vector<torch::Tensor> ema_;
   std::vector<int64_t> counters_ = std::vector<int64_t>(kNumCounters, 0);
   std::unique_ptr<DataClient> client_;
@@ -306,12 +294,21 @@ absl::Status TrainingRun::Setup() {
   model_->train();
   params_ = model_->parameters();
   optimizer_ = MakeOptimizer(o_.optimizer, params_);
+  max_grad_norm_ =
+      o_.grad_clip_norm > 0 ? o_.grad_clip_norm : std::numeric_limits<double>::infinity();
+  if (o_.cuda_graphs && device_.is_cuda()) {
+    ASSIGN_OR_RETURN(graph_, CudaGraphStep::Create(device_));
+  } else if (o_.cuda_graphs) {
+    LogWarning(kLog, "cuda_graphs: the device is ", DeviceName(device_),
+               ", not CUDA; steps run eagerly");
+  }
   if (o_.ema.enabled) {
     torch::NoGradGuard no_grad;
     for (const torch::Tensor& p : params_) ema_.push_back(p.detach().clone());
   }
   LogInfo(kLog, "experiment ", o_.name, ": ", model_->ParameterCount(), " parameters on ",
-          summary_.device, bf16_ ? " (bf16 autocast, TF32)" : "", ", receptive field ",
+          summary_.device, bf16_ ? " (bf16 autocast, TF32)" : "",
+          graph_ != nullptr ? " with CUDA graphs" : "", ", receptive field ",
           model_->receptive_field(), " samples, ", o_.cpu_threads, " CPU threads");
 
   RETURN_IF_ERROR(CheckDataset());
@@ -389,26 +386,29 @@ absl::Status TrainingRun::Step(int64_t step) {
 
   const double lr = LearningRate(o_.schedule, step);
   SetLearningRate(lr);
-  optimizer_->zero_grad();
-  torch::Tensor loss;
-  {
-    AutocastScope autocast(bf16_);
-    ASSIGN_OR_RETURN(LossOutput out, model_->Loss(mb));
-    loss = out.total;
-  }
-  double loss_value = loss.item<double>();
-  if (run_.inject_nonfinite && run_.inject_nonfinite(step + 1)) {
-    loss_value = std::numeric_limits<double>::quiet_NaN();
-  }
+  const bool inject = run_.inject_nonfinite && run_.inject_nonfinite(step + 1);
+  double loss_value = std::numeric_limits<double>::quiet_NaN();
   double grad_norm = std::numeric_limits<double>::quiet_NaN();
-  bool finite = std::isfinite(loss_value);
-  if (finite) {
-    loss.backward();
-    const double max_norm =
-        o_.grad_clip_norm > 0 ? o_.grad_clip_norm : std::numeric_limits<double>::infinity();
-    grad_norm = ClipGradNorm(params_, max_norm);
-    finite = std::isfinite(grad_norm);
+  if (graph_ != nullptr) {
+    // Backward always runs inside the graph; a non-finite loss gives
+    // non-finite gradients, and the step is skipped below all the same.
+    ASSIGN_OR_RETURN(std::tie(loss_value, grad_norm), GraphedForwardBackward(mb));
+    if (inject) loss_value = std::numeric_limits<double>::quiet_NaN();
+  } else {
+    optimizer_->zero_grad();
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(bf16_);
+      ASSIGN_OR_RETURN(LossOutput out, model_->Loss(mb));
+      loss = out.total;
+    }
+    loss_value = inject ? std::numeric_limits<double>::quiet_NaN() : loss.item<double>();
+    if (std::isfinite(loss_value)) {
+      loss.backward();
+      grad_norm = ClipGradNorm(params_, max_grad_norm_);
+    }
   }
+  const bool finite = std::isfinite(loss_value) && std::isfinite(grad_norm);
   StepRecord record{.step = step + 1, .loss = loss_value, .grad_norm = grad_norm, .lr = lr,
                     .skipped = !finite};
   if (finite) {
@@ -416,7 +416,9 @@ absl::Status TrainingRun::Step(int64_t step) {
     optimizer_->step();
     UpdateEma();
   } else {
-    optimizer_->zero_grad();
+    // Drop the gradients (a captured graph rewrites its own on every replay:
+    // they must stay).
+    if (graph_ == nullptr) optimizer_->zero_grad();
     ++counters_[kNonfiniteTotal];
     ++counters_[kNonfiniteConsecutive];
     LogWarning(kLog, "step ", step + 1, ": non-finite ",
@@ -453,6 +455,46 @@ absl::Status TrainingRun::Step(int64_t step) {
         o_.max_consecutive_nonfinite, "): the run diverged; lower optimizer.lr or check the data"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<double, double>> TrainingRun::GraphedForwardBackward(
+    const ModelBatch& mb) {
+  torch::NoGradGuard no_grad_for_copies;
+  const bool first = !graph_batch_.audio.defined();
+  for (auto [to, from] : {std::pair{&graph_batch_.audio, &mb.audio},
+                          {&graph_batch_.conditioning, &mb.conditioning},
+                          {&graph_batch_.reference, &mb.reference}}) {
+    if (!from->defined()) continue;  // no MIDI features
+    if (first) {
+      *to = from->clone();
+    } else {
+      to->copy_(*from, /*non_blocking=*/true);
+    }
+  }
+  // Before the capture, every call starts from no gradients, so that
+  // backward allocates them (inside the capture on the capturing call); the
+  // replays then rewrite those tensors, which the optimizer reads.
+  if (!graph_->captured()) optimizer_->zero_grad();
+  absl::Status status;
+  graph_->Run([&] {
+    torch::AutoGradMode grad_mode(true);
+    torch::Tensor total;
+    {
+      AutocastScope autocast(bf16_, /*cache_enabled=*/false);
+      absl::StatusOr<LossOutput> out = model_->Loss(graph_batch_);
+      if (!out.ok()) {
+        status = out.status();
+        return;
+      }
+      total = out->total;
+    }
+    graph_loss_ = total.detach();
+    total.backward();
+    graph_norm_ = ClipGradNormTensor(params_, max_grad_norm_);
+  });
+  RETURN_IF_ERROR(status);
+  return std::make_pair(graph_loss_.item<double>(),
+                        graph_norm_.defined() ? graph_norm_.item<double>() : 0.0);
 }
 
 absl::Status TrainingRun::LogInterval(int64_t step) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
@@ -259,6 +260,38 @@ TEST_F(TrainerTest, NonFiniteStepsAreSkippedCountedAndStopTheRunWhenRepeated) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(*metrics, HasSubstr(R"({"step":3,"name":"train/loss","value":null)"));
   EXPECT_THAT(*metrics, HasSubstr(R"({"step":5,"name":"train/nonfinite_steps","value":1,)"));
+}
+
+// cuda_graphs with device auto: on a GPU the forward/backward is captured
+// after 3 eager steps and replayed, and trains as the eager run does (within
+// rounding: TF32); without one the option is ignored and the run is the
+// eager run bit for bit.
+TEST_F(TrainerTest, CudaGraphsReplayOnCudaAndAreIgnoredOnTheCpu) {
+  for (const std::string decoder : {"autoregressive", "parallel"}) {
+    std::vector<double> losses[2];
+    for (int graphs = 0; graphs < 2; ++graphs) {
+      TrainOptions o = Options("validation { every_steps: 0 } precision: \"fp32\"", 7, decoder);
+      o.device = TrainDevice::kAuto;
+      o.cuda_graphs = graphs == 1;
+      RunOptions run;
+      run.out_dir = TempDir(absl::StrCat("graphs_", decoder, graphs));
+      run.progress = false;
+      run.on_step = [&](const StepRecord& r) { losses[graphs].push_back(r.loss); };
+      absl::StatusOr<TrainSummary> s = Train(o, run);
+      ASSERT_TRUE(s.ok()) << s.status();
+      EXPECT_EQ(s->device, torch::cuda::is_available() ? "cuda:0" : "cpu");
+    }
+    ASSERT_EQ(losses[0].size(), 7u);
+    ASSERT_EQ(losses[1].size(), 7u);
+    for (size_t i = 0; i < losses[0].size(); ++i) {
+      if (torch::cuda::is_available()) {
+        EXPECT_NEAR(losses[1][i], losses[0][i], 1e-3 * std::abs(losses[0][i]))
+            << decoder << " step " << i + 1;
+      } else {
+        EXPECT_EQ(losses[1][i], losses[0][i]) << decoder << " step " << i + 1;
+      }
+    }
+  }
 }
 
 TEST_F(TrainerTest, ErrorsBeforeAnyWork) {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The GPU checks, run ON a lent device machine (H100/H200) from the repository
+# root with .devbundle/ carried (scripts/device_bundle.sh made it here):
+#   1. the CUDA tests: CUDA graph replay equals eager training steps, pinned
+#      host-to-device batch copies;
+#   2. training throughput on the GPU (bench/train_bench.cc --device cuda):
+#      C++ eager and CUDA-graphed bf16 steps against PyTorch eager bf16 in
+#      the device's python3, with model TFLOP/s and the share of peak.
+# Logs go to $OUT (the device tool brings them back) or ./device-out.
+# Sized to end within ~8 minutes on an H200 (each check has its own time
+# limit); STEPS, REPEATS and PRESETS override the benchmark's defaults.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-device-out}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+nv_libs=$("$py" -c 'import glob, os, torch; r = os.path.dirname(os.path.dirname(torch.__file__)); print(":".join(sorted(glob.glob(os.path.join(r, "nvidia", "*", "lib")))))')
+export LD_LIBRARY_PATH="$PWD/.devbundle/lib:$torch_lib:$nv_libs:${LD_LIBRARY_PATH:-}"
+export PIANOLA_SOURCE_DIR=$PWD
+bin=.devbundle/bin
+# Built on Debian 12 (glibc 2.36): on an older C library, run through the
+# carried loader and runtime instead.
+launch=()
+if ! "$bin/optimizer_test" --gtest_list_tests >/dev/null 2>"$out/loader.txt"; then
+  cat "$out/loader.txt"
+  launch=(.devbundle/runtime/ld-linux-x86-64.so.2 --library-path
+          "$PWD/.devbundle/runtime:$LD_LIBRARY_PATH")
+  echo "device_check: the binaries do not start on this C library; using the carried loader"
+fi
+status=0
+run() {  # name, seconds, command...: log to $out/name.log, keep going on failure
+  local name=$1 limit=$2; shift 2
+  echo "=== $name: $*"
+  local t0=$SECONDS
+  timeout "$limit" "${launch[@]}" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  tail -n 25 "$out/$name.log"
+  echo "=== $name: exit $rc after $((SECONDS - t0)) s"
+  [[ $rc -eq 0 ]] || status=1
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+"$py" -c 'import torch; print("python torch", torch.__version__, torch.cuda.get_device_name())' | tee -a "$out/gpu.txt"
+run cuda_tests_graph 120 "$bin/optimizer_test" --gtest_filter='CudaGraphStep*'
+run cuda_tests_batch 120 "$bin/batch_tensors_test"
+run train_bench 420 "$bin/train_bench" --device cuda --python "$py" \
+  --presets "${PRESETS:-tiny,small,base}" --decoders autoregressive,parallel \
+  --steps "${STEPS:-50}" --warmup 5 --repeats "${REPEATS:-2}"
+exit $status

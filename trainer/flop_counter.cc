@@ -1,0 +1,82 @@
+#include "trainer/flop_counter.h"
+
+#include <cstring>
+
+#include <ATen/core/ivalue.h>
+#include <c10/util/Exception.h>
+
+namespace pianola {
+namespace {
+
+thread_local double* active_sink = nullptr;
+
+double Numel(const at::IValue& v) {
+  return v.isTensor() ? static_cast<double>(v.toTensor().numel()) : 0.0;
+}
+
+// 2 * n * k * m for [..., n, k] x [..., k, m] (batch dims multiply in).
+double MatmulFlops(const at::IValue& a, const at::IValue& b) {
+  if (!a.isTensor() || !b.isTensor()) return 0;
+  const at::Tensor& x = a.toTensor();
+  const at::Tensor& y = b.toTensor();
+  if (x.dim() < 2 || y.dim() < 2) return 0;
+  return 2.0 * Numel(a) * static_cast<double>(y.size(-1));
+}
+
+// A non-transposed convolution's multiply-adds per output element, from its
+// start to its end callback (inputs are readable only at the start, the output
+// only at the end).
+struct ConvolutionContext : at::ObserverContext {
+  explicit ConvolutionContext(double f) : flops_per_output(f) {}
+  double flops_per_output;
+};
+
+std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
+  if (active_sink == nullptr) return nullptr;
+  const char* name = fn.name();
+  const c10::ArrayRef<const at::IValue> in = fn.inputs();
+  if (std::strcmp(name, "aten::convolution") == 0) {
+    // (input, weight, bias, stride, padding, dilation, transposed, ...):
+    // every output (input, when transposed) element takes one multiply-add
+    // per element of its group's filter.
+    if (in.size() < 7 || !in[1].isTensor()) return nullptr;
+    const at::Tensor& weight = in[1].toTensor();
+    if (weight.dim() == 0 || weight.size(0) == 0) return nullptr;
+    const double per_filter = static_cast<double>(weight.numel()) / weight.size(0);
+    if (in[6].isBool() && in[6].toBool()) {
+      *active_sink += 2.0 * per_filter * Numel(in[0]);
+      return nullptr;
+    }
+    return std::make_unique<ConvolutionContext>(2.0 * per_filter);
+  }
+  if (std::strcmp(name, "aten::mm") == 0 || std::strcmp(name, "aten::bmm") == 0) {
+    if (in.size() >= 2) *active_sink += MatmulFlops(in[0], in[1]);
+  } else if (std::strcmp(name, "aten::addmm") == 0 || std::strcmp(name, "aten::baddbmm") == 0) {
+    if (in.size() >= 3) *active_sink += MatmulFlops(in[1], in[2]);
+  }
+  return nullptr;
+}
+
+void OnEnd(const at::RecordFunction& fn, at::ObserverContext* context) {
+  if (active_sink == nullptr || context == nullptr || fn.outputs().empty()) return;
+  *active_sink += static_cast<ConvolutionContext*>(context)->flops_per_output *
+                  Numel(fn.outputs()[0]);
+}
+
+}  // namespace
+
+FlopCounter::FlopCounter() {
+  TORCH_CHECK(active_sink == nullptr, "FlopCounter: one per thread at a time");
+  active_sink = &flops_;
+  handle_ = at::addThreadLocalCallback(at::RecordFunctionCallback(&OnStart, &OnEnd)
+                                           .needsInputs(true)
+                                           .needsOutputs(true)
+                                           .scopes({at::RecordScope::FUNCTION}));
+}
+
+FlopCounter::~FlopCounter() {
+  at::removeCallback(handle_);
+  active_sink = nullptr;
+}
+
+}  // namespace pianola

@@ -1,0 +1,57 @@
+#include "trainer/flop_counter.h"
+
+#include <thread>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "gtest/gtest.h"
+
+namespace pianola {
+namespace {
+
+TEST(FlopCounterTest, CountsConvolutionsAndMatrixProductsOnce) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({2, 3, 10});
+  FlopCounter counter;
+  // Output [2, 4, 8]: 64 outputs x 3 channels x 2 taps multiply-adds.
+  const std::vector<int64_t> one = {1}, zero = {0}, two = {2};
+  torch::conv1d(x, torch::randn({4, 3, 2}), torch::Tensor(), one, zero, /*dilation=*/two);
+  EXPECT_DOUBLE_EQ(counter.flops(), 2.0 * 64 * 3 * 2);
+  // Grouped: 2 groups of 2 input channels, output [2, 6, 10] with padding 1.
+  torch::conv1d(torch::randn({2, 4, 10}), torch::randn({6, 2, 3}), torch::Tensor(), one, one, one,
+                /*groups=*/2);
+  EXPECT_DOUBLE_EQ(counter.flops(), 768.0 + 2.0 * 120 * 2 * 3);
+  const double before = counter.flops();
+  torch::mm(torch::randn({5, 6}), torch::randn({6, 7}));
+  EXPECT_DOUBLE_EQ(counter.flops() - before, 2.0 * 5 * 6 * 7);
+  torch::bmm(torch::randn({3, 2, 4}), torch::randn({3, 4, 5}));
+  EXPECT_DOUBLE_EQ(counter.flops() - before, 420.0 + 2.0 * 3 * 2 * 4 * 5);
+  // linear -> addmm, counted once.
+  torch::nn::functional::linear(torch::randn({8, 16}), torch::randn({4, 16}), torch::randn({4}));
+  EXPECT_DOUBLE_EQ(counter.flops() - before, 420.0 + 240.0 + 2.0 * 8 * 16 * 4);
+  // Elementwise work is not counted.
+  const double matrix = counter.flops();
+  (void)(torch::randn({100}) * 2 + 1).tanh();
+  EXPECT_DOUBLE_EQ(counter.flops(), matrix);
+}
+
+TEST(FlopCounterTest, CountsOnlyItsThreadAndOnlyWhileAlive) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor a = torch::randn({4, 4});
+  double flops = 0;
+  {
+    FlopCounter counter;
+    std::thread([&] { torch::mm(a, a); }).join();
+    EXPECT_EQ(counter.flops(), 0.0);
+    torch::mm(a, a);
+    flops = counter.flops();
+  }
+  EXPECT_DOUBLE_EQ(flops, 2.0 * 64);
+  torch::mm(a, a);  // no counter: nothing to count into
+  FlopCounter again;
+  EXPECT_EQ(again.flops(), 0.0);
+}
+
+}  // namespace
+}  // namespace pianola
