@@ -112,8 +112,11 @@ int64_t SampleClass(const float* logits, int classes, double temperature, double
 struct ParallelRenderOptions {
   // Output samples per pass, rounded up to a multiple of the decoder's fold;
   // each pass also reads the decoder's context samples on each side. <= 0:
-  // one pass however long the input.
+  // one pass however long the input. On the CPU with more than one intra-op
+  // thread, the chunks are rendered concurrently, one per thread.
   int64_t chunk_samples = 1 << 16;
+  // (samples done, total) after each chunk; calls are serialized, but may
+  // come from the intra-op threads.
   std::function<void(int64_t, int64_t)> on_progress;
 };
 

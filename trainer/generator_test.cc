@@ -148,32 +148,43 @@ TEST_F(GeneratorTest, SampleClassFollowsTheCdf) {
 TEST_F(GeneratorTest, ParallelChunksEqualOnePass) {
   // The folded tiny preset (fold 8, context 240) and the unfolded one (fold
   // 1, context 30); lengths and chunk sizes that are not multiples of the
-  // fold (chunks round up to one).
-  for (int fold : {8, 1}) {
-    ModelConfig c = *ModelPreset("tiny", DecoderKind::kParallel);
-    c.decoder.fold = fold;
-    WaveNet net(c.decoder, c.encoder.z_dim);
-    const int64_t n = fold == 1 ? 500 : 2003;
-    const int64_t chunk = fold == 1 ? 70 : 501;  // < 2 x the context: 3 chunks overlap each
-    torch::Tensor cond = Conditioning(2, n);
-    torch::Tensor z = torch::randn({2, c.encoder.z_dim});
-    auto whole =
-        RenderParallel(net, cond, z, at::detail::createCPUGenerator(9), {.chunk_samples = 0});
-    ASSERT_TRUE(whole.ok()) << whole.status();
-    int64_t last_progress = 0, calls = 0;
-    auto chunked = RenderParallel(net, cond, z, at::detail::createCPUGenerator(9),
-                                  {.chunk_samples = chunk, .on_progress = [&](int64_t done, int64_t) {
-                                     last_progress = done;
-                                     ++calls;
-                                   }});
-    ASSERT_TRUE(chunked.ok()) << chunked.status();
-    EXPECT_EQ(whole->sizes(), (std::vector<int64_t>{2, n})) << fold;
-    EXPECT_EQ(chunked->sizes(), (std::vector<int64_t>{2, n})) << fold;
-    EXPECT_LT((*whole - *chunked).abs().max().item<float>(), 1e-5) << fold;
-    EXPECT_EQ(last_progress, n);
-    const int64_t rounded = (chunk + fold - 1) / fold * fold;
-    EXPECT_EQ(calls, (n + rounded - 1) / rounded) << fold;
+  // fold (chunks round up to one). With 2 threads the chunks render
+  // concurrently (one per thread, in whatever order the threads take them).
+  for (int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    for (int fold : {8, 1}) {
+      ModelConfig c = *ModelPreset("tiny", DecoderKind::kParallel);
+      c.decoder.fold = fold;
+      WaveNet net(c.decoder, c.encoder.z_dim);
+      const int64_t n = fold == 1 ? 500 : 2003;
+      const int64_t chunk = fold == 1 ? 70 : 501;  // < 2 x the context: 3 chunks overlap each
+      torch::Tensor cond = Conditioning(2, n);
+      torch::Tensor z = torch::randn({2, c.encoder.z_dim});
+      auto whole =
+          RenderParallel(net, cond, z, at::detail::createCPUGenerator(9), {.chunk_samples = 0});
+      ASSERT_TRUE(whole.ok()) << whole.status();
+      int64_t last_progress = 0, calls = 0;
+      bool increasing = true;
+      auto chunked = RenderParallel(net, cond, z, at::detail::createCPUGenerator(9),
+                                    {.chunk_samples = chunk,
+                                     .on_progress = [&](int64_t done, int64_t of) {
+                                       increasing = increasing && done > last_progress && of == n;
+                                       last_progress = done;
+                                       ++calls;
+                                     }});
+      ASSERT_TRUE(chunked.ok()) << chunked.status();
+      EXPECT_EQ(whole->sizes(), (std::vector<int64_t>{2, n})) << fold;
+      EXPECT_EQ(chunked->sizes(), (std::vector<int64_t>{2, n})) << fold;
+      EXPECT_LT((*whole - *chunked).abs().max().item<float>(), 1e-5)
+          << "fold " << fold << ", " << threads << " threads";
+      EXPECT_FALSE(chunked->requires_grad());
+      EXPECT_EQ(last_progress, n);
+      EXPECT_TRUE(increasing);
+      const int64_t rounded = (chunk + fold - 1) / fold * fold;
+      EXPECT_EQ(calls, (n + rounded - 1) / rounded) << fold;
+    }
   }
+  torch::set_num_threads(1);
 }
 
 TEST_F(GeneratorTest, RejectsMismatchedInputs) {
