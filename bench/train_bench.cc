@@ -40,7 +40,8 @@
 // --profile: after the timed runs, both sides profile kProfileSteps more steps
 // with the Kineto CPU profiler (torch::autograd::profiler here,
 // torch.profiler in Python) and print per-op self and total times per step,
-// aggregated by op name the same way on both sides.
+// aggregated by op name the same way on both sides; for the C++ side also
+// where copy_, fill_ and add_ come from (their outermost enclosing op).
 //
 // Threads: both sides call set_num_threads(--threads). OpenMP reads
 // OMP_WAIT_POLICY when libtorch loads, so it cannot be set from here; the
@@ -242,6 +243,7 @@ void ProfileSteps(const std::string& label, Step step) {
   std::map<std::string, Agg> by_name;
   std::vector<size_t> stack;  // indices of open spans on the current thread
   std::vector<double> self(spans.size());
+  std::vector<size_t> root(spans.size());  // the outermost open span when it began
   for (size_t i = 0; i < spans.size(); ++i) {
     const Span& sp = spans[i];
     while (!stack.empty() && (spans[stack.back()].thread != sp.thread ||
@@ -251,6 +253,7 @@ void ProfileSteps(const std::string& label, Step step) {
     const double d = static_cast<double>(sp.end - sp.start);
     self[i] = d;
     if (!stack.empty()) self[stack.back()] -= d;
+    root[i] = stack.empty() ? i : stack.front();
     stack.push_back(i);
   }
   double self_sum = 0;
@@ -272,6 +275,27 @@ void ProfileSteps(const std::string& label, Step step) {
     std::printf("    %-44s %7.0f %10.2f %10.2f\n", rows[i].first.substr(0, 44).c_str(),
                 static_cast<double>(a.calls) / kProfileSteps, a.self_ns / 1e6 / kProfileSteps,
                 a.total_ns / 1e6 / kProfileSteps);
+  }
+  // Memory-bound helper ops, by the outermost op (or autograd node) they ran
+  // under: which layer code asked for the copies and fills.
+  for (const char* helper : {"aten::copy_", "aten::fill_", "aten::add_"}) {
+    std::map<std::string, double> by_root;
+    double sum = 0;
+    for (size_t i = 0; i < spans.size(); ++i) {
+      if (spans[i].name != helper) continue;
+      by_root[root[i] == i ? std::string("(top level)") : spans[root[i]].name] += self[i];
+      sum += self[i];
+    }
+    if (sum <= 0) continue;
+    std::vector<std::pair<std::string, double>> parents(by_root.begin(), by_root.end());
+    std::sort(parents.begin(), parents.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::printf("    %s %.2f ms/step, under:", helper, sum / 1e6 / kProfileSteps);
+    for (size_t i = 0; i < parents.size() && i < 4; ++i) {
+      std::printf(" %s %.2f;", parents[i].first.substr(0, 48).c_str(),
+                  parents[i].second / 1e6 / kProfileSteps);
+    }
+    std::printf("\n");
   }
 }
 

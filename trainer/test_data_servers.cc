@@ -5,8 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <numbers>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -17,6 +21,38 @@
 namespace pianola {
 
 namespace {
+
+// Replaces every recording's samples with its notes as decaying harmonic tones.
+void RenderTones(const TestDataServersOptions& options, SyntheticDatasetParts* parts) {
+  std::vector<float> mix;
+  for (int r = 0; r < parts->index.recordings_size(); ++r) {
+    const RecordingIndex& rec = parts->index.recordings(r);
+    const std::string& timbre = parts->manifest.recordings(r).timbre();
+    const int harmonics =
+        1 + static_cast<int>(std::find(options.timbres.begin(), options.timbres.end(), timbre) -
+                             options.timbres.begin());
+    mix.assign(static_cast<size_t>(rec.num_samples()), 0.0f);
+    for (int n = 0; n < rec.note_start_size(); ++n) {
+      const double f0 = 440.0 * std::pow(2.0, (static_cast<int>(rec.note_key(n)) - 69) / 12.0);
+      const double amp = 0.15 * rec.note_velocity(n) / 127.0;
+      const int64_t end = std::min<int64_t>(rec.note_end(n), rec.num_samples());
+      for (int64_t i = std::max<int64_t>(rec.note_start(n), 0); i < end; ++i) {
+        const double t = static_cast<double>(i - rec.note_start(n)) / options.sample_rate;
+        double v = 0;
+        for (int h = 1; h <= harmonics; ++h) {
+          if (f0 * h >= options.sample_rate / 2.0) break;
+          v += std::sin(2 * std::numbers::pi * f0 * h * t) / h;
+        }
+        mix[static_cast<size_t>(i)] += static_cast<float>(amp * std::exp(-3.0 * t) * v);
+      }
+    }
+    int16_t* out = parts->audio.data() + rec.audio_offset();
+    for (int64_t i = 0; i < rec.num_samples(); ++i) {
+      out[i] = static_cast<int16_t>(std::clamp(std::lround(mix[static_cast<size_t>(i)] * 32767.0),
+                                               -32768L, 32767L));
+    }
+  }
+}
 
 absl::StatusOr<std::unique_ptr<DataServer>> StartServer(const TestDataServersOptions& options,
                                                         std::shared_ptr<const Dataset> dataset,
@@ -41,6 +77,19 @@ struct TestDataServers::State {
   std::vector<std::unique_ptr<DataServer>> servers ABSL_GUARDED_BY(mu);
 };
 
+TestDataServersOptions LearnableTestDataset() {
+  TestDataServersOptions o;
+  o.servers = 1;
+  o.name = "tones";
+  o.timbres = {"pure", "bright"};
+  o.pieces = 6;
+  o.piece_seconds = {2.0};
+  o.validation_every_nth_piece = 3;
+  o.notes_per_second = 4;
+  o.tone_audio = true;
+  return o;
+}
+
 absl::StatusOr<std::unique_ptr<TestDataServers>> TestDataServers::Start(
     const TestDataServersOptions& options) {
   auto state = std::make_unique<State>();
@@ -51,9 +100,17 @@ absl::StatusOr<std::unique_ptr<TestDataServers>> TestDataServers::Start(
   so.timbres = options.timbres;
   so.pieces = options.pieces;
   so.piece_seconds = options.piece_seconds;
+  if (options.validation_every_nth_piece > 0) {
+    so.piece_splits.assign(static_cast<size_t>(options.validation_every_nth_piece), TRAIN);
+    so.piece_splits.back() = VALIDATION;
+  }
   so.notes_per_second = options.notes_per_second;
   so.seed = options.seed;
-  ASSIGN_OR_RETURN(std::unique_ptr<Dataset> dataset, MakeSyntheticDataset(so));
+  SyntheticDatasetParts parts = MakeSyntheticDatasetParts(so);
+  if (options.tone_audio) RenderTones(options, &parts);
+  ASSIGN_OR_RETURN(std::unique_ptr<Dataset> dataset,
+                   Dataset::FromMemory(std::move(parts.manifest), std::move(parts.index),
+                                       std::move(parts.audio)));
   state->dataset = std::move(dataset);
   absl::MutexLock l(&state->mu);
   for (int i = 0; i < options.servers; ++i) {

@@ -6,6 +6,12 @@
 // (dataserver/synthetic_dataset.h). Nothing is mocked: the client under test
 // talks gRPC to the production server.
 //
+// The audio is the synthetic dataset's hash noise (exact sample values for
+// data-plane tests, Sample()), or, with `tone_audio`, *learnable*: every note
+// sounds as a decaying tone at its key's pitch, and timbre i adds harmonics
+// 2..i+1, so a model that reads the MIDI features and the reference can lower
+// its loss (training tests; LearnableTestDataset()).
+//
 // The header exposes plain C++ types only, so LibTorch tests (whose include
 // path shadows Debian's protobuf headers) can use it.
 //
@@ -29,7 +35,11 @@ struct TestDataServersOptions {
   std::vector<std::string> timbres = {"grand", "bright"};
   int pieces = 4;
   std::vector<double> piece_seconds = {3.0, 2.5, 4.0, 1.5};
+  // > 0: every n-th piece (n-1, 2n-1, ...) is in the validation split, the
+  // rest in train; 0: all in train.
+  int validation_every_nth_piece = 0;
   double notes_per_second = 8;
+  bool tone_audio = false;  // notes as decaying harmonic tones (see above)
   uint64_t seed = 1;
   int producer_threads = 1;  // per server
   int queue_batches = 2;     // per stream
@@ -37,6 +47,11 @@ struct TestDataServersOptions {
   // as a crashing server would end them.
   absl::Duration drain_timeout = absl::ZeroDuration();
 };
+
+// One server with a learnable dataset for training tests: "tones", timbres
+// "pure" and "bright", 6 pieces of 2 s at 4 notes/s, every third piece in the
+// validation split, tone audio.
+TestDataServersOptions LearnableTestDataset();
 
 class TestDataServers {
  public:

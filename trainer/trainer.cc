@@ -476,22 +476,30 @@ absl::StatusOr<std::pair<double, double>> TrainingRun::GraphedForwardBackward(
   // replays then rewrite those tensors, which the optimizer reads.
   if (!graph_->captured()) optimizer_->zero_grad();
   absl::Status status;
-  graph_->Run([&] {
-    torch::AutoGradMode grad_mode(true);
-    torch::Tensor total;
-    {
-      AutocastScope autocast(bf16_, /*cache_enabled=*/false);
-      absl::StatusOr<LossOutput> out = model_->Loss(graph_batch_);
-      if (!out.ok()) {
-        status = out.status();
-        return;
+  const bool capturing =
+      !graph_->captured() && graph_->calls() >= CudaGraphStep::kDefaultWarmupCalls;
+  try {
+    graph_->Run([&] {
+      torch::AutoGradMode grad_mode(true);
+      torch::Tensor total;
+      {
+        AutocastScope autocast(bf16_, /*cache_enabled=*/false);
+        absl::StatusOr<LossOutput> out = model_->Loss(graph_batch_);
+        if (!out.ok()) {
+          status = out.status();
+          return;
+        }
+        total = out->total;
       }
-      total = out->total;
-    }
-    graph_loss_ = total.detach();
-    total.backward();
-    graph_norm_ = ClipGradNormTensor(params_, max_grad_norm_);
-  });
+      graph_loss_ = total.detach();
+      total.backward();
+      graph_norm_ = ClipGradNormTensor(params_, max_grad_norm_);
+    });
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(
+        "cuda_graphs: ", capturing ? "capturing" : "running", " the step's CUDA graph failed ",
+        "(set cuda_graphs: false to train eagerly): ", e.what_without_backtrace()));
+  }
   RETURN_IF_ERROR(status);
   return std::make_pair(graph_loss_.item<double>(),
                         graph_norm_.defined() ? graph_norm_.item<double>() : 0.0);

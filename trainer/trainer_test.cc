@@ -24,7 +24,7 @@
 #include "gtest/gtest.h"
 #include "trainer/checkpoint_file.h"
 #include "trainer/experiment_config.h"
-#include "trainer/tone_data_servers.h"
+#include "trainer/test_data_servers.h"
 
 namespace pianola {
 namespace {
@@ -35,7 +35,8 @@ using ::testing::HasSubstr;
 class TrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<ToneDataServers>> s = ToneDataServers::Start();
+    absl::StatusOr<std::unique_ptr<TestDataServers>> s =
+        TestDataServers::Start(LearnableTestDataset());
     ASSERT_TRUE(s.ok()) << s.status();
     servers_ = s->release();
   }
@@ -71,10 +72,10 @@ class TrainerTest : public ::testing::Test {
     return *options;
   }
 
-  static ToneDataServers* servers_;
+  static TestDataServers* servers_;
 };
 
-ToneDataServers* TrainerTest::servers_ = nullptr;
+TestDataServers* TrainerTest::servers_ = nullptr;
 
 double Mean(const std::vector<double>& v, size_t from, size_t to) {
   double s = 0;
