@@ -208,7 +208,10 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
     const int64_t len = steps - out_start;
     // LayerBias's terms, each added into the conv output.
     if (hidden.defined() && !cond_.empty()) {
-      a = AddInto(a, cond_[i]->forward(out_start > 0 ? hidden.narrow(2, out_start, len) : hidden));
+      // Narrowed inputs made contiguous here, once: the convolution would
+      // copy them itself, and again in its backward pass (it saves its input).
+      a = AddInto(a, cond_[i]->forward(out_start > 0 ? hidden.narrow(2, out_start, len).contiguous()
+                                                     : hidden));
     }
     if (global.defined()) {
       a = AddInto(a, global.narrow(1, i * 2 * g, 2 * g).unsqueeze(-1));
@@ -216,8 +219,9 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
     torch::Tensor gated = GatedActivation(a, g);
     // Only the outputs' own steps reach the skip sum.
     torch::Tensor s = skip_[i]->forward(
-        first_step > out_start ? gated.narrow(2, first_step - out_start, steps - first_step)
-                               : gated);
+        first_step > out_start
+            ? gated.narrow(2, first_step - out_start, steps - first_step).contiguous()
+            : gated);
     skip = skip.defined() ? AddInto(s, skip) : s;
     if (i + 1 < layers) {
       torch::Tensor residual = out_start > x_start ? x.narrow(2, out_start - x_start, len) : x;
