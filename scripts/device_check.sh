@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks, run ON a lent device machine (H100/H200) from the repository
 # root with .devbundle/ carried (scripts/device_bundle.sh made it here):
-#   1. the CUDA tests: CUDA graph replay equals eager training steps, pinned
-#      host-to-device batch copies;
+#   1. the CUDA tests: CUDA graph replay equals eager training steps (alone,
+#      and in the trainer with in-process data servers), pinned host-to-device
+#      batch copies;
 #   2. training throughput on the GPU (bench/train_bench.cc --device cuda):
 #      C++ eager and CUDA-graphed bf16 steps against PyTorch eager bf16 in
 #      the device's python3, with model TFLOP/s and the share of peak.
@@ -42,6 +43,7 @@ run() {  # name, seconds, command...: log to $out/name.log, keep going on failur
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 "$py" -c 'import torch; print("python torch", torch.__version__, torch.cuda.get_device_name())' | tee -a "$out/gpu.txt"
 run cuda_tests_graph 120 "$bin/optimizer_test" --gtest_filter='CudaGraphStep*'
+run cuda_tests_trainer 180 "$bin/training_test" --gtest_filter='*CudaGraphs*'
 run cuda_tests_batch 120 "$bin/batch_tensors_test"
 run train_bench 420 "$bin/train_bench" --device cuda --python "$py" \
   --presets "${PRESETS:-tiny,small,base}" --decoders autoregressive,parallel \
