@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -11,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "trainer/gated_activation.h"
 #include "trainer/mulaw.h"
@@ -418,9 +418,11 @@ absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tenso
       return out;
     }
     const int64_t chunks = (total + chunk - 1) / chunk;
-    std::vector<torch::Tensor> pieces(chunks);
-    std::mutex progress_mu;
-    int64_t done = 0;  // samples rendered, for on_progress
+    std::vector<torch::Tensor> pieces(chunks);  // chunk i written by its renderer only
+    struct {
+      absl::Mutex mu;
+      int64_t done ABSL_GUARDED_BY(mu) = 0;  // samples rendered, for on_progress
+    } progress;
     auto render = [&](int64_t i) {
       const int64_t s = i * chunk;
       const int64_t e = std::min(total, s + chunk);
@@ -430,9 +432,9 @@ absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tenso
                                            cond.narrow(2, lo, hi - lo), zd);
       pieces[i] = out.narrow(1, s - lo, e - s);
       if (options.on_progress) {
-        std::lock_guard<std::mutex> lock(progress_mu);
-        done += e - s;
-        options.on_progress(done, total);
+        absl::MutexLock lock(&progress.mu);
+        progress.done += e - s;
+        options.on_progress(progress.done, total);
       }
     };
     const int threads = at::get_num_threads();
