@@ -511,7 +511,7 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
   if (args.cuda) {
     const double tflops = step_flops * best_graph / samples / 1e12;
     const double peak = PeakTflops(args);
-    std::printf("%-22s %3lld x %-5u %9lld %12.0f %12.0f %12.0f %7.2fx %7.2fx %8.1f %9.0f %6s"
+    std::printf("%-22s %3lld x %-5u %9lld %12.0f %12.0f %12.0f %7.2fx %7.2fx %8.1f %9.2f %6s"
                 "   %.6f / %.6f%s\n",
                 name.c_str(), static_cast<long long>(batch), o.data.window_samples,
                 static_cast<long long>(model->ParameterCount()), best_cpp, best_graph, best_py,
