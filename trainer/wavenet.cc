@@ -101,7 +101,14 @@ WaveNetImpl::WaveNetImpl(const DecoderConfig& config, int z_dim)
 torch::Tensor WaveNetImpl::EmbedInput(const torch::Tensor& input) {
   if (config_.kind == DecoderKind::kAutoregressive) {
     if (config_.ar_input == ArInput::kEmbedding) {
-      return embedding_->forward(input).transpose(1, 2);  // [B, T, R] -> [B, R, T]
+      // The embedding as a row gather, [B, T, R] -> [B, R, T]. Not
+      // nn::Embedding's forward: its CUDA backward sorts the indices and reads
+      // a count back to the host past 3072 of them, which a CUDA graph cannot
+      // capture (pytorch/pytorch#82886); index_select's backward is an
+      // index_add_, with no host synchronization. Same values either way.
+      return embedding_->weight.index_select(0, input.reshape(-1))
+          .view({input.size(0), input.size(1), -1})
+          .transpose(1, 2);
     }
     return input_conv_->forward(MuLawClassToCompanded(input, config_.quantization_levels)
                                     .to(input_conv_->weight.scalar_type())
