@@ -1,12 +1,16 @@
 #include "trainer/flop_counter.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include <ATen/core/ivalue.h>
+#include <ATen/record_function.h>
 #include <c10/util/Exception.h>
 
 namespace pianola {
 namespace {
+
+static_assert(std::is_same_v<at::CallbackHandle, uint64_t>);
 
 thread_local double* active_sink = nullptr;
 

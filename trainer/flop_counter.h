@@ -14,10 +14,12 @@
 // thread's ops count (an autograd backward runs on other threads: count a
 // forward pass and scale, as train_bench does: model FLOPs per step =
 // 3 x forward). One counter per thread at a time. Not copyable.
+//
+// flop_counter.cc is compiled with NDEBUG whatever the build type: inline
+// RecordFunction accessors differ between debug and release headers, and the
+// wheel's LibTorch is a release build. Hence no ATen header here.
 
 #include <cstdint>
-
-#include <ATen/record_function.h>
 
 namespace pianola {
 
@@ -33,7 +35,7 @@ class FlopCounter {
 
  private:
   double flops_ = 0;
-  at::CallbackHandle handle_;
+  uint64_t handle_ = 0;  // at::CallbackHandle
 };
 
 }  // namespace pianola

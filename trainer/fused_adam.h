@@ -7,7 +7,8 @@
 // libtorch's per-parameter chain of seven tensor operations. A small model's
 // optimizer step becomes two dozen calls instead of hundreds.
 //
-// Same options and the same per-parameter state (AdamParamState: step,
+// Same options and the same per-parameter state (AdamParamState or
+// AdamWParamState, as the libtorch class saves and loads it: step,
 // exp_avg, exp_avg_sq, max_exp_avg_sq with amsgrad) as torch::optim::Adam and
 // AdamW, so save()/load() and checkpoints are theirs; the update rule is
 // theirs too (bias-corrected moments, L2 weight decay for Adam, decoupled for
