@@ -125,7 +125,9 @@ TEST_F(WaveNetTest, FoldedParallelReceptiveFieldIsWholeBlocks) {
       const int64_t reach = cond ? context - f : context;
       EXPECT_EQ(first, block_start - reach) << t << (cond ? " cond" : " noise");
       EXPECT_EQ(last, block_start + f - 1 + reach) << t << (cond ? " cond" : " noise");
-      if (!cond) EXPECT_EQ(last - first + 1, rf) << t;
+      if (!cond) {
+        EXPECT_EQ(last - first + 1, rf) << t;
+      }
     }
   }
   // Near the end: the padded last block is read like any other.
