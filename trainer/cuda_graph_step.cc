@@ -1,8 +1,6 @@
 #include "trainer/cuda_graph_step.h"
 
-#include <optional>
 #include <utility>
-#include <vector>
 
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -33,7 +31,6 @@ struct CudaGraphStep::Impl {
   int warmup_calls;
   c10::cuda::CUDAStream side;
   at::cuda::CUDAGraph graph;
-  std::vector<at::Generator> generators;
   bool captured = false;
   int64_t calls = 0;
 };
@@ -60,11 +57,6 @@ absl::StatusOr<std::unique_ptr<CudaGraphStep>> CudaGraphStep::Create(torch::Devi
 CudaGraphStep::CudaGraphStep(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CudaGraphStep::~CudaGraphStep() = default;
 
-void CudaGraphStep::RegisterGenerator(const at::Generator& generator) {
-  TORCH_CHECK(impl_->calls == 0, "CudaGraphStep: RegisterGenerator after the first Run");
-  impl_->generators.push_back(generator);
-}
-
 void CudaGraphStep::Run(const std::function<void()>& work) {
   Impl& s = *impl_;
   c10::cuda::CUDAGuard device_guard(s.device);
@@ -77,7 +69,6 @@ void CudaGraphStep::Run(const std::function<void()>& work) {
     } else if (s.calls < s.warmup_calls) {
       work();
     } else {
-      for (const at::Generator& g : s.generators) s.graph.register_generator_state(g);
       s.graph.capture_begin();
       try {
         work();

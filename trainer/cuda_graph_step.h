@@ -27,8 +27,7 @@
 //   capture; after it, never zero_grad again (a replay overwrites them) and
 //   never replace parameters' .grad.
 // - Its random draws use the device's default CUDA generator (registered
-//   with the graph automatically, so replays draw fresh numbers), or
-//   generators passed to RegisterGenerator before the capture.
+//   with the graph automatically, so replays draw fresh numbers).
 // - Shapes and the sequence of operations must not change between calls.
 //   Autocast's weight-cast cache must be off inside `work` (a cached cast
 //   would be captured once and never refreshed).
@@ -62,10 +61,6 @@ class CudaGraphStep {
   ~CudaGraphStep();
   CudaGraphStep(const CudaGraphStep&) = delete;
   CudaGraphStep& operator=(const CudaGraphStep&) = delete;
-
-  // Adds a non-default CUDA generator that `work` draws from. Before the
-  // first Run only.
-  void RegisterGenerator(const at::Generator& generator);
 
   // Runs `work` (eager, captured then replayed, or replayed: see above).
   // Errors raised by `work` or by the capture propagate as c10::Error.
