@@ -8,7 +8,8 @@
 // and at --threads, rendering with RenderParallel's default chunks.
 //
 //   generation_bench [--presets tiny,small,base] [--threads 2] [--batch 1]
-//                    [--kinds autoregressive,parallel]
+//                    [--kinds autoregressive,parallel] [--unfolded yes|no]
+//                    [--repeats 3] [--chunk 65536]
 //
 // Rates are steady state: the naive generator is primed with one receptive
 // field of prompt samples so every timed step recomputes a full window; the
@@ -60,6 +61,9 @@ struct Args {
   int batch = 1;
   bool autoregressive = true;
   bool parallel = true;
+  bool unfolded = true;  // also time the parallel decoder unfolded
+  int repeats = 3;       // parallel: best of this many renders
+  int64_t chunk = ParallelRenderOptions().chunk_samples;  // RenderParallel's
 };
 
 void RunPreset(const std::string& name, const Args& args) {
@@ -149,7 +153,7 @@ void RunPreset(const std::string& name, const Args& args) {
     for (int threads : thread_counts) {
       torch::set_num_threads(threads);
       double rates[2] = {0, 0};
-      for (int which = 0; which < 2; ++which) {
+      for (int which = 0; which < (args.unfolded ? 2 : 1); ++which) {
         const ModelConfig& config = which == 0 ? folded : unfolded;
         torch::manual_seed(3);
         Autoencoder model = *MakeAutoencoder(config);
@@ -162,9 +166,10 @@ void RunPreset(const std::string& name, const Args& args) {
         (void)*RenderParallel(model->decoder(), cond.narrow(2, 0, sr / 4), z,
                               at::detail::createCPUGenerator(1));
         double seconds = 1e30;
-        for (int rep = 0; rep < 3; ++rep) {  // best of three, as above
+        for (int rep = 0; rep < args.repeats; ++rep) {
           auto start = std::chrono::steady_clock::now();
-          (void)*RenderParallel(model->decoder(), cond, z, at::detail::createCPUGenerator(1));
+          (void)*RenderParallel(model->decoder(), cond, z, at::detail::createCPUGenerator(1),
+                                {.chunk_samples = args.chunk});
           seconds = std::min(seconds, Seconds(start));
         }
         const double audio_seconds = static_cast<double>(samples) * b / sr;
@@ -176,8 +181,10 @@ void RunPreset(const std::string& name, const Args& args) {
                     static_cast<long long>(model->receptive_field()), audio_seconds, seconds,
                     rates[which], which == 0 ? " (target >= 100)" : "");
       }
-      std::printf("  => fold %d / fold 1 speedup at %d thread%s: %.1fx\n", folded.decoder.fold,
-                  threads, threads == 1 ? "" : "s", rates[0] / rates[1]);
+      if (args.unfolded) {
+        std::printf("  => fold %d / fold 1 speedup at %d thread%s: %.1fx\n",
+                    folded.decoder.fold, threads, threads == 1 ? "" : "s", rates[0] / rates[1]);
+      }
     }
     torch::set_num_threads(args.threads);
   }
@@ -199,9 +206,15 @@ int main(int argc, char** argv) {
     } else if (flag == "--kinds") {
       args.autoregressive = absl::StrContains(value, "autoregressive");
       args.parallel = absl::StrContains(value, "parallel");
+    } else if (flag == "--unfolded" && (value == "yes" || value == "no")) {
+      args.unfolded = value == "yes";
+    } else if (flag == "--repeats" && absl::SimpleAtoi(value, &args.repeats) &&
+               args.repeats > 0) {
+    } else if (flag == "--chunk" && absl::SimpleAtoi(value, &args.chunk)) {
     } else {
       std::fprintf(stderr, "usage: generation_bench [--presets tiny,small,base] [--threads N] "
-                           "[--batch B] [--kinds autoregressive,parallel]\n");
+                           "[--batch B] [--kinds autoregressive,parallel] [--unfolded yes|no] "
+                           "[--repeats N] [--chunk SAMPLES]\n");
       return 2;
     }
   }

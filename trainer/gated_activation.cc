@@ -30,13 +30,13 @@ void ForEachRow(int64_t batch, int64_t g, int64_t t, const Fn& fn) {
   });
 }
 
-// tanh(f) * sigmoid(g) of a float CPU [B, 2G, T] tensor; with `keep`, also
-// tanh of the filter half and sigmoid of the gate half into *keep (a
-// contiguous tensor shaped like `a`).
-torch::Tensor Forward(const torch::Tensor& a, int64_t g, torch::Tensor* keep) {
+// tanh(f) * sigmoid(g) of a float CPU [B, 2G, T] tensor into `out` (a
+// contiguous [B, G, T] float tensor); with `keep`, also tanh of the filter
+// half and sigmoid of the gate half into *keep (a contiguous tensor shaped
+// like `a`).
+void Forward(const torch::Tensor& a, int64_t g, torch::Tensor* keep, torch::Tensor& out) {
   const torch::Tensor in = a.contiguous();
   const int64_t batch = in.size(0), t = in.size(2);
-  torch::Tensor out = torch::empty({batch, g, t}, in.options());
   const float* src = in.const_data_ptr<float>();
   float* dst = out.mutable_data_ptr<float>();
   float* kept = keep != nullptr ? keep->mutable_data_ptr<float>() : nullptr;
@@ -47,7 +47,17 @@ torch::Tensor Forward(const torch::Tensor& a, int64_t g, torch::Tensor* keep) {
       GateForwardKernel(src + filter, src + gate, t, dst + row, kept + filter, kept + gate);
     }
   });
+}
+
+torch::Tensor Forward(const torch::Tensor& a, int64_t g, torch::Tensor* keep) {
+  torch::Tensor out = torch::empty({a.size(0), g, a.size(2)}, a.options());
+  Forward(a, g, keep, out);
   return out;
+}
+
+void CheckShape(const torch::Tensor& a, int64_t g) {
+  TORCH_CHECK(a.dim() == 3 && a.size(1) == 2 * g, "GatedActivation: expected [B, ", 2 * g,
+              ", T], got ", a.sizes());
 }
 
 class FusedGate : public torch::autograd::Function<FusedGate> {
@@ -80,13 +90,27 @@ class FusedGate : public torch::autograd::Function<FusedGate> {
 }  // namespace
 
 torch::Tensor GatedActivation(const torch::Tensor& a, int64_t g) {
-  TORCH_CHECK(a.dim() == 3 && a.size(1) == 2 * g, "GatedActivation: expected [B, ", 2 * g,
-              ", T], got ", a.sizes());
+  CheckShape(a, g);
   if (a.is_cpu() && a.scalar_type() == torch::kFloat) {
     if (torch::GradMode::is_enabled() && a.requires_grad()) return FusedGate::apply(a, g);
     return Forward(a, g, /*keep=*/nullptr);  // nothing to keep for a backward pass
   }
   return torch::tanh(a.narrow(1, 0, g)) * torch::sigmoid(a.narrow(1, g, g));
+}
+
+void GatedActivationOut(const torch::Tensor& a, int64_t g, torch::Tensor& out) {
+  CheckShape(a, g);
+  TORCH_CHECK(!torch::GradMode::is_enabled() || !a.requires_grad(),
+              "GatedActivationOut: no autograd (use GatedActivation)");
+  TORCH_CHECK(out.is_contiguous() && out.sizes() == torch::IntArrayRef({a.size(0), g, a.size(2)}) &&
+                  out.scalar_type() == a.scalar_type() && out.device() == a.device(),
+              "GatedActivationOut: out must be a contiguous [", a.size(0), ", ", g, ", ",
+              a.size(2), "] tensor like the input, got ", out.sizes());
+  if (a.is_cpu() && a.scalar_type() == torch::kFloat) {
+    Forward(a, g, /*keep=*/nullptr, out);
+    return;
+  }
+  torch::mul_out(out, torch::tanh(a.narrow(1, 0, g)), torch::sigmoid(a.narrow(1, g, g)));
 }
 
 }  // namespace pianola

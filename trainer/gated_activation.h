@@ -21,6 +21,11 @@ namespace pianola {
 
 torch::Tensor GatedActivation(const torch::Tensor& a, int64_t g);
 
+// The same without autograd, written into `out` (a contiguous [B, G, T]
+// tensor of a's type and device; may not alias `a`): for inference loops
+// that reuse one buffer.
+void GatedActivationOut(const torch::Tensor& a, int64_t g, torch::Tensor& out);
+
 }  // namespace pianola
 
 #endif  // PIANOLA_TRAINER_GATED_ACTIVATION_H_

@@ -96,6 +96,24 @@ absl::Status TorchError(absl::string_view what, const c10::Error& e) {
   return absl::InternalError(absl::StrCat(what, ": ", e.what_without_backtrace()));
 }
 
+// RenderParallel's pass length: at most `max_chunk` output samples (<= 0:
+// unbounded), a multiple of `fold`, and with `threads` > 1 rendering
+// concurrently, as many passes as a multiple of the threads so none waits
+// for the last one alone (10 s of audio in three 65,536-sample chunks took
+// two rounds on two threads; four chunks of 40,000 take two half-length
+// ones). Rebalanced only while each pass keeps at least 4x the context it
+// reads on each side (`half`), so the overlap stays under half the work.
+int64_t ChunkLength(int64_t total, int64_t max_chunk, int64_t fold, int64_t half, int threads) {
+  if (max_chunk <= 0) return total;  // one pass, as asked
+  int64_t chunks = (total + max_chunk - 1) / max_chunk;
+  if (threads > 1) {
+    const int64_t balanced = (chunks + threads - 1) / threads * threads;
+    if ((total + balanced - 1) / balanced >= 4 * half) chunks = balanced;
+  }
+  const int64_t chunk = (total + chunks - 1) / chunks;
+  return (chunk + fold - 1) / fold * fold;
+}
+
 }  // namespace
 
 int64_t SampleClass(const float* logits, int classes, double temperature, double u) {
@@ -410,8 +428,10 @@ absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tenso
     torch::Tensor cond = cond_in.to(device, torch::kFloat);
     torch::Tensor zd = z.defined() ? z.to(device) : z;
     torch::Tensor noise = torch::randn({batch, total}, rng, torch::kFloat).to(device);
-    const int64_t chunk =
-        options.chunk_samples > 0 ? (options.chunk_samples + fold - 1) / fold * fold : total;
+    const int threads = at::get_num_threads();
+    const bool concurrent = device.is_cpu() && threads > 1 && !at::in_parallel_region();
+    const int64_t chunk = ChunkLength(total, options.chunk_samples, fold, half,
+                                      concurrent ? threads : 1);
     if (chunk >= total) {
       torch::Tensor out = decoder->forward(noise, cond, zd);
       if (options.on_progress) options.on_progress(total, total);
@@ -437,8 +457,7 @@ absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tenso
         options.on_progress(progress.done, total);
       }
     };
-    const int threads = at::get_num_threads();
-    if (!device.is_cpu() || threads < 2 || chunks < 2 || at::in_parallel_region()) {
+    if (!concurrent) {
       for (int64_t i = 0; i < chunks; ++i) render(i);
     } else {
       // On the CPU, whole chunks on the intra-op threads, each taken by

@@ -110,10 +110,13 @@ absl::StatusOr<GenerationResult> NaiveGenerate(WaveNet decoder, const torch::Ten
 int64_t SampleClass(const float* logits, int classes, double temperature, double u);
 
 struct ParallelRenderOptions {
-  // Output samples per pass, rounded up to a multiple of the decoder's fold;
-  // each pass also reads the decoder's context samples on each side. <= 0:
-  // one pass however long the input. On the CPU with more than one intra-op
-  // thread, the chunks are rendered concurrently, one per thread.
+  // At most this many output samples per pass (rounded up to a multiple of
+  // the decoder's fold); each pass also reads the decoder's context samples
+  // on each side. <= 0: one pass however long the input. On the CPU with
+  // more than one intra-op thread, the chunks are rendered concurrently, one
+  // per thread, and the input is split evenly into a multiple of the threads'
+  // count of passes (even an input shorter than this), as long as each pass
+  // stays at least 4x the context long.
   int64_t chunk_samples = 1 << 16;
   // (samples done, total) after each chunk; calls are serialized, but may
   // come from the intra-op threads.

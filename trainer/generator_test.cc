@@ -187,6 +187,40 @@ TEST_F(GeneratorTest, ParallelChunksEqualOnePass) {
   torch::set_num_threads(1);
 }
 
+TEST_F(GeneratorTest, ParallelChunksBalanceOverThreads) {
+  // tiny folded (fold 8, context 240 samples): 4003 samples in passes of at
+  // most 1500 are three passes on one thread; on two, four even ones (1008
+  // samples, >= 4x the context) so both threads finish together. An input
+  // shorter than one pass splits in two on two threads when the halves stay
+  // >= 4x the context, and stays whole when they would not.
+  ModelConfig c = *ModelPreset("tiny", DecoderKind::kParallel);
+  WaveNet net(c.decoder, c.encoder.z_dim);
+  ASSERT_EQ(net->context_samples(), 240);
+  struct Case {
+    int threads;
+    int64_t n, chunk, passes;
+  };
+  for (const Case& k : {Case{1, 4003, 1500, 3}, Case{2, 4003, 1500, 4}, Case{2, 4003, 0, 1},
+                        Case{1, 2000, 1 << 16, 1}, Case{2, 2000, 1 << 16, 2},
+                        Case{2, 1900, 1 << 16, 1}}) {
+    torch::set_num_threads(k.threads);
+    torch::Tensor cond = Conditioning(1, k.n);
+    torch::Tensor z = torch::randn({1, c.encoder.z_dim});
+    auto whole =
+        RenderParallel(net, cond, z, at::detail::createCPUGenerator(5), {.chunk_samples = 0});
+    ASSERT_TRUE(whole.ok()) << whole.status();
+    int64_t passes = 0;
+    auto chunked = RenderParallel(
+        net, cond, z, at::detail::createCPUGenerator(5),
+        {.chunk_samples = k.chunk, .on_progress = [&](int64_t, int64_t) { ++passes; }});
+    ASSERT_TRUE(chunked.ok()) << chunked.status();
+    EXPECT_EQ(passes, k.passes) << k.n << " samples, chunk " << k.chunk << ", " << k.threads
+                                << " threads";
+    EXPECT_LT((*whole - *chunked).abs().max().item<float>(), 1e-5) << k.n;
+  }
+  torch::set_num_threads(1);
+}
+
 TEST_F(GeneratorTest, RejectsMismatchedInputs) {
   ModelConfig ar = *ModelPreset("tiny");
   ModelConfig par = *ModelPreset("tiny", DecoderKind::kParallel);

@@ -62,7 +62,7 @@ class WaveNetImpl : public torch::nn::Module {
   // Without autograd, forward() computes sequences of at least this many
   // (folded) steps in place (ForwardNoGrad). Shorter ones, such as the naive
   // generator's per-sample windows, take the plain path: there per-op
-  // overhead, not memory traffic, dominates and the in-place path's batched
+  // overhead, not memory traffic, dominates and the in-place path's per-item
   // products are no faster (measured up to 2x slower at 31 steps).
   static constexpr int64_t kInPlaceMinSteps = 256;
 
@@ -124,7 +124,7 @@ class WaveNetImpl : public torch::nn::Module {
 
  private:
   // forward() without autograd (and without autocast): the same function,
-  // computed in place.
+  // as matrix products accumulated in place into reused buffers.
   torch::Tensor ForwardNoGrad(const torch::Tensor& input, const torch::Tensor& cond,
                               const torch::Tensor& z);
 
