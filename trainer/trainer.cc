@@ -33,6 +33,7 @@
 #include "trainer/checkpoint_file.h"
 #include "trainer/cuda_graph_step.h"
 #include "trainer/determinism.h"
+#include "trainer/device.h"
 #include "trainer/fused_adam.h"
 #include "trainer/grad_clip.h"
 #include "trainer/data_client.h"
@@ -127,10 +128,6 @@ absl::StatusOr<torch::Device> PickDevice(const TrainOptions& o) {
         absl::StrCat("device: cuda:", o.device_index, " asked for, ", n, " visible"));
   }
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device_index));
-}
-
-std::string DeviceName(const torch::Device& d) {
-  return d.is_cuda() ? absl::StrCat("cuda:", d.has_index() ? d.index() : 0) : "cpu";
 }
 
 at::Generator DefaultGenerator(const torch::Device& d) {

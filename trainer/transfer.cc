@@ -23,6 +23,7 @@
 #include "trainer/batch_tensors.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_file.h"
+#include "trainer/device.h"
 #include "trainer/experiment_config.h"
 #include "trainer/generator.h"
 #include "trainer/midi_conditioning.h"
@@ -104,10 +105,6 @@ absl::StatusOr<torch::Device> PickDevice(const std::string& name) {
         "--device ", name, ": only ", torch::cuda::device_count(), " CUDA devices are visible"));
   }
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
-
-std::string DeviceName(const torch::Device& d) {
-  return d.is_cuda() ? absl::StrCat("cuda:", static_cast<int>(d.index())) : "cpu";
 }
 
 struct LoadedModel {
