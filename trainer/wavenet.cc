@@ -4,11 +4,14 @@
 #include <cmath>
 #include <vector>
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/block_filter_kernel.h"
 #include "trainer/gated_activation.h"
+#include "trainer/gated_layer_kernel.h"
 #include "trainer/mulaw.h"
 
 namespace pianola {
@@ -50,6 +53,34 @@ torch::Tensor Pointwise(nn::Conv1d conv, const torch::Tensor& x) {
   }
   torch::Tensor out = torch::matmul(w.squeeze(-1), x);
   if (conv->options.bias()) out.add_(conv->bias.view({1, -1, 1}));
+  return out;
+}
+
+// The strided per-channel conv of ConditioningHidden without autograd on the
+// CPU: features [B, C, T] (float, time contiguous: a chunk's narrowed view
+// is read in place) and filters [M, 1, F] ->
+// [B, C * M, T'] through BlockFilterKernel, the partial last block
+// zero-padded.
+torch::Tensor FoldedFeaturesCpu(const torch::Tensor& cond, const torch::Tensor& filters,
+                                int64_t m, int64_t f) {
+  const int64_t channels = cond.size(1), t = cond.size(2);
+  const int64_t full = t / f, steps = (t + f - 1) / f;
+  torch::Tensor out = torch::empty({cond.size(0), channels * m, steps}, cond.options());
+  const float* w = filters.data_ptr<float>();
+  float* y = out.data_ptr<float>();
+  at::parallel_for(0, cond.size(0) * channels, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> tail(f);
+    for (int64_t row = begin; row < end; ++row) {
+      const float* x =
+          cond.const_data_ptr<float>() + row / channels * cond.stride(0) + row % channels * cond.stride(1);
+      BlockFilterKernel(x, full, f, w, m, y + row * m * steps, steps);
+      if (steps > full) {
+        std::fill(tail.begin(), tail.end(), 0.0f);
+        std::copy(x + full * f, x + t, tail.begin());
+        BlockFilterKernel(tail.data(), 1, f, w, m, y + row * m * steps + full, steps);
+      }
+    }
+  });
   return out;
 }
 
@@ -147,6 +178,12 @@ torch::Tensor WaveNetImpl::ConditioningHidden(const torch::Tensor& cond) {
   // product and copy its transposed result; torch's strided conv1d is ~10x
   // slower on these shapes.)
   const int64_t m = config_.cond_fold_filters;
+  if (!torch::GradMode::is_enabled() && cond.is_cpu() && cond.scalar_type() == torch::kFloat &&
+      cond_fold_->weight.scalar_type() == torch::kFloat && f % 8 == 0 &&
+      !at::autocast::is_autocast_enabled(at::kCPU)) {
+    return Pointwise(cond_hidden_, FoldedFeaturesCpu(cond.stride(2) == 1 ? cond : cond.contiguous(),
+                                                     cond_fold_->weight.contiguous(), m, f));
+  }
   torch::Tensor blocks = Blocks(cond, f);  // [B * C, T', F]
   torch::Tensor filters = cond_fold_->weight.view({1, m, f}).to(blocks.scalar_type());
   torch::Tensor folded =
@@ -258,6 +295,21 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
   return out.narrow(1, first_output - first_step * f, n - first_output);
 }
 
+// Inference: x_0, the MIDI hidden features and the z biases, the layers
+// (SkipSum or SkipSumCpu), the head.
+torch::Tensor WaveNetImpl::ForwardNoGrad(const torch::Tensor& input, const torch::Tensor& cond,
+                                         const torch::Tensor& z) {
+  torch::Tensor x0 = EmbedInput(input);  // [B, R, T']
+  torch::Tensor hidden = cond_.empty() ? torch::Tensor() : ConditioningHidden(cond);
+  torch::Tensor global = GlobalBiases(z);  // [B, layers * 2G]
+  torch::Tensor skip = x0.is_cpu() && x0.scalar_type() == torch::kFloat
+                           ? SkipSumCpu(x0, hidden, global)
+                           : SkipSum(x0, hidden, global);
+  torch::Tensor out = Head(skip);
+  if (!autoregressive() && fold() > 1) return out.narrow(1, 0, input.size(1));
+  return out;
+}
+
 // Inference: the same arithmetic as forward()'s training path as plain
 // matrix products on each batch item's [channels, T'] matrices, accumulated in
 // place into one state buffer [h; y; skip] (hidden MIDI features, residual
@@ -267,17 +319,16 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
 // sum_j W_j x[:, t + o_j]: the zero-offset tap and the MIDI 1x1 conv are one
 // product over the rows [h; y]; every other tap accumulates into the columns
 // it reaches through shifted views of y (zero padding is the columns it does
-// not reach). No im2col copy; on the CPU one plain GEMM per product (mkldnn's
-// conv1d ran these shapes at 40-67 GFLOP/s on one AVX2 core against 60-73
-// for the products, docs/perf.md).
+// not reach). No im2col copy; one plain GEMM per product. (Float on the CPU
+// takes SkipSumCpu: the same sums, fused per block of columns.)
 //
 // The residual update x_{i+1} = (x_i + W_res g + b_res) * s (s = sqrt(1/2))
 // is kept unscaled: y_i = x_i / s^i, so y_{i+1} = y_i + s^-i (W_res g + b_res)
 // and layer i reads x_i as s^i y_i through its (scaled) conv weights. Then the
 // residual and skip 1x1 convs are one product accumulating into the adjacent
 // rows [y; skip] with the stacked weights [s^-i W_res; W_skip].
-torch::Tensor WaveNetImpl::ForwardNoGrad(const torch::Tensor& input, const torch::Tensor& cond,
-                                         const torch::Tensor& z) {
+torch::Tensor WaveNetImpl::SkipSum(const torch::Tensor& x0, const torch::Tensor& hidden,
+                                   const torch::Tensor& global) {
   const int64_t g = config_.gate_channels;
   const int64_t g2 = 2 * g;
   const int64_t r = config_.residual_channels;
@@ -285,12 +336,9 @@ torch::Tensor WaveNetImpl::ForwardNoGrad(const torch::Tensor& input, const torch
   const int k = config_.kernel_size;
   const bool causal = autoregressive();
   const int layers = num_layers();
-  torch::Tensor x0 = EmbedInput(input);  // [B, R, T']
   const int64_t batch = x0.size(0), steps = x0.size(2);
-  torch::Tensor hidden = ConditioningHidden(cond);
-  const bool use_cond = hidden.defined() && !cond_.empty();
+  const bool use_cond = hidden.defined();
   const int64_t h = use_cond ? hidden.size(1) : 0;
-  torch::Tensor global = GlobalBiases(z);  // [B, layers * 2G]
   torch::Tensor state = torch::empty({batch, h + r + skip_channels, steps}, x0.options());
   if (use_cond) state.narrow(1, 0, h).copy_(hidden);
   state.narrow(1, h, r).copy_(x0);
@@ -340,10 +388,98 @@ torch::Tensor WaveNetImpl::ForwardNoGrad(const torch::Tensor& input, const torch
     if (!last) x_scale *= std::sqrt(0.5);
   }
   torch::Tensor skip = state.narrow(1, h + r, skip_channels);
-  skip.add_(skip_bias.view({1, -1, 1}));
-  torch::Tensor out = Head(skip);
-  if (!causal && fold() > 1) return out.narrow(1, 0, input.size(1));
-  return out;
+  return skip.add_(skip_bias.view({1, -1, 1}));
+}
+
+// The same layers through GatedLayerKernel, one fused pass over blocks of
+// columns per layer. Each batch item keeps the residual stream in two
+// buffers (read one, write the other: a block's taps read columns that
+// neighbouring blocks of the same layer overwrite) with zero margins as wide
+// as the widest tap's reach, so every tap is a plain shifted source; the
+// steps are padded to whole tiles, and the padding columns of the stream are
+// re-zeroed after each layer (they are the next layer's right padding).
+torch::Tensor WaveNetImpl::SkipSumCpu(const torch::Tensor& x0, const torch::Tensor& hidden,
+                                      const torch::Tensor& global) {
+  const int64_t g = config_.gate_channels;
+  const int64_t g2 = 2 * g;
+  const int64_t r = config_.residual_channels;
+  const int64_t skip_channels = config_.skip_channels;
+  const int k = config_.kernel_size;
+  const bool causal = autoregressive();
+  const int layers = num_layers();
+  const int64_t batch = x0.size(0), steps = x0.size(2);
+  const int64_t h = hidden.defined() ? hidden.size(1) : 0;
+  const int64_t tile = kGatedLayerTileColumns;
+  const int64_t padded = (steps + tile - 1) / tile * tile;
+  int64_t margin_left = 0, margin_right = 0;
+  for (int i = 0; i < layers; ++i) {
+    margin_left = std::max<int64_t>(margin_left, (causal ? k - 1 : (k - 1) / 2) * dilation(i));
+    margin_right = std::max<int64_t>(margin_right, (causal ? 0 : (k - 1) / 2) * dilation(i));
+  }
+  const int64_t width = margin_left + padded + margin_right;
+  torch::TensorOptions options = x0.options();
+  torch::Tensor stream = torch::zeros({batch, 2, r, width}, options);
+  stream.select(1, 0).narrow(2, margin_left, steps).copy_(x0);
+  torch::Tensor hidden_padded = torch::zeros({batch, h, padded}, options);
+  if (h > 0) hidden_padded.narrow(2, 0, steps).copy_(hidden);
+  torch::Tensor skip = torch::zeros({batch, skip_channels, padded}, options);
+
+  double x_scale = 1.0;  // s^i: x_i = x_scale * y_i (see SkipSum)
+  for (int i = 0; i < layers; ++i) {
+    const int64_t d = dilation(i);
+    const int64_t left = causal ? (k - 1) * d : (k - 1) / 2 * d;
+    const bool last = i + 1 == layers;
+    // Pre = [W_cond | s^i W_0 | ... | s^i W_{k-1}], [2G, H + kR].
+    std::vector<torch::Tensor> pre_parts;
+    if (h > 0) pre_parts.push_back(cond_[i]->weight.squeeze(-1));
+    pre_parts.push_back((dilated_[i]->weight * x_scale).permute({0, 2, 1}).reshape({g2, k * r}));
+    const torch::Tensor pre_w = torch::cat(pre_parts, 1).contiguous();
+    const PanelMatrix pre(pre_w.data_ptr<float>(), g2, pre_w.size(1), pre_w.size(1));
+    // Out = [s^-i W_res; W_skip] (W_skip alone for the last layer), its bias
+    // [s^-i b_res; b_skip].
+    torch::Tensor out_w = skip_[i]->weight.squeeze(-1);
+    torch::Tensor out_b = skip_[i]->bias;
+    if (!last) {
+      out_w = torch::cat({residual_[i]->weight.squeeze(-1) / x_scale, out_w}, 0);
+      out_b = torch::cat({residual_[i]->bias / x_scale, out_b}, 0);
+    }
+    out_w = out_w.contiguous();
+    out_b = out_b.contiguous();
+    const PanelMatrix out(out_w.data_ptr<float>(), out_w.size(0), g, g);
+    for (int64_t b = 0; b < batch; ++b) {
+      torch::Tensor pre_bias = dilated_[i]->bias;
+      if (global.defined()) pre_bias = pre_bias + global[b].narrow(0, i * g2, g2);
+      pre_bias = pre_bias.contiguous();
+      float* y_in = stream[b][i % 2].data_ptr<float>();
+      float* y_out = stream[b][(i + 1) % 2].data_ptr<float>();
+      float* skip_rows = skip[b].data_ptr<float>();
+      GatedLayer layer{.pre = &pre, .pre_bias = pre_bias.data_ptr<float>(), .out = &out,
+                       .out_bias = out_b.data_ptr<float>()};
+      if (h > 0) layer.sources.push_back({hidden_padded[b].data_ptr<float>(), h, padded});
+      for (int j = 0; j < k; ++j) {
+        layer.sources.push_back({y_in + margin_left + j * d - left, r, width});
+      }
+      if (!last) {
+        for (int64_t c = 0; c < r; ++c) {
+          layer.init.push_back(y_in + c * width + margin_left);
+          layer.dest.push_back(y_out + c * width + margin_left);
+        }
+      }
+      for (int64_t c = 0; c < skip_channels; ++c) {
+        layer.init.push_back(skip_rows + c * padded);
+        layer.dest.push_back(skip_rows + c * padded);
+      }
+      at::parallel_for(0, padded / tile, 4, [&](int64_t begin, int64_t end) {
+        std::vector<float> scratch(GatedLayerScratchFloats(g));
+        GatedLayerKernel(layer, begin * tile, end * tile, scratch.data());
+      });
+      if (!last && padded > steps) {
+        stream[b][(i + 1) % 2].narrow(1, margin_left + steps, padded - steps).zero_();
+      }
+    }
+    if (!last) x_scale *= std::sqrt(0.5);
+  }
+  return skip.narrow(2, 0, steps);
 }
 
 }  // namespace pianola

@@ -127,6 +127,14 @@ class WaveNetImpl : public torch::nn::Module {
   // as matrix products accumulated in place into reused buffers.
   torch::Tensor ForwardNoGrad(const torch::Tensor& input, const torch::Tensor& cond,
                               const torch::Tensor& z);
+  // Its layers: the skip sum [B, S, T'] (with every bias) from x_0, the
+  // MIDI hidden features (undefined without them) and GlobalBiases. SkipSum
+  // runs on any device as torch products; SkipSumCpu (float on the CPU) runs
+  // the fused GatedLayerKernel.
+  torch::Tensor SkipSum(const torch::Tensor& x0, const torch::Tensor& hidden,
+                        const torch::Tensor& global);
+  torch::Tensor SkipSumCpu(const torch::Tensor& x0, const torch::Tensor& hidden,
+                           const torch::Tensor& global);
 
   DecoderConfig config_;
   int z_dim_;

@@ -1,0 +1,87 @@
+#ifndef PIANOLA_TRAINER_GATED_LAYER_KERNEL_H_
+#define PIANOLA_TRAINER_GATED_LAYER_KERNEL_H_
+
+// One WaveNet layer's inference arithmetic on the CPU, fused over blocks of
+// columns (time steps) so its intermediates never leave the core's caches:
+//
+//   a     = pre_bias + Pre · [rows of the sources]      [2G, n]
+//   gated = tanh(a[:G]) * sigmoid(a[G:])                [G, n]
+//   dest  = init + out_bias + Out · gated               [M, n]
+//
+// The sources are row ranges of [channels, time] buffers read at a column
+// offset, so a dilated convolution's taps are shifted views of one buffer
+// (no im2col copy) and the MIDI 1x1 convolution is one more source; the
+// output rows point anywhere (the residual stream's next buffer and the skip
+// sum, accumulated in place). The products run on a register-blocked
+// micro-kernel (kPanelRows rows x 16 columns), the gate is GateKernel's. Where
+// torch's GEMMs re-read and re-write the [2G, T] pre-activation per tap,
+// pack their shifted right-hand sides, and make one more pass for the gate,
+// each block of columns here stays in L1/L2 (docs/perf.md).
+//
+// Torch-free plain C++ (GCC vector extensions), compiled -O3 with an AVX2 +
+// FMA clone chosen at load time (kernel_clones.h). Thread-safe: callers give
+// each thread its own scratch and disjoint column ranges.
+
+#include <cstdint>
+#include <vector>
+
+namespace pianola {
+
+// A [rows, cols] matrix repacked for the micro-kernel: panels of kPanelRows
+// rows, each stored column by column (one step of the product reads
+// kPanelRows consecutive values); the last panel is zero-padded.
+class PanelMatrix {
+ public:
+  static constexpr int64_t kPanelRows = 6;
+
+  PanelMatrix() = default;
+  // `a` row-major with `row_stride` floats between rows.
+  PanelMatrix(const float* a, int64_t rows, int64_t cols, int64_t row_stride);
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t panels() const { return (rows_ + kPanelRows - 1) / kPanelRows; }
+  const float* panel(int64_t p) const { return data_.data() + p * kPanelRows * cols_; }
+
+ private:
+  int64_t rows_ = 0, cols_ = 0;
+  std::vector<float> data_;
+};
+
+// `rows` rows of a product's right-hand side, `stride` floats apart: column t
+// of row k is base[k * stride + t]. A tap at offset o of a [C, T] buffer is
+// {buffer + o, C, T} (the buffer's margins supply the zero padding).
+struct RowSource {
+  const float* base;
+  int64_t rows;
+  int64_t stride;
+};
+
+struct GatedLayer {
+  const PanelMatrix* pre;           // [2G, sum of the sources' rows]
+  std::vector<RowSource> sources;   // stacked in Pre's column order
+  const float* pre_bias;            // [2G]
+  const PanelMatrix* out;           // [M, G]
+  const float* out_bias;            // [M]
+  // M row pointers each: dest[r][t] = init[r][t] (when init[r] is not
+  // null) + out_bias[r] + (Out · gated)[r][t]. dest may equal init (in-place
+  // accumulation) but must not overlap any source.
+  std::vector<const float*> init;
+  std::vector<float*> dest;
+};
+
+// Columns per micro-kernel tile: GatedLayerKernel's column ranges are
+// multiples of it.
+inline constexpr int64_t kGatedLayerTileColumns = 16;
+
+// Floats of scratch one GatedLayerKernel call needs for `gate_channels`.
+int64_t GatedLayerScratchFloats(int64_t gate_channels);
+
+// Computes columns [begin, end) of `layer` (both multiples of
+// kGatedLayerTileColumns), using `scratch` (GatedLayerScratchFloats floats,
+// owned by the calling thread).
+void GatedLayerKernel(const GatedLayer& layer, int64_t begin, int64_t end, float* scratch);
+
+}  // namespace pianola
+
+#endif  // PIANOLA_TRAINER_GATED_LAYER_KERNEL_H_

@@ -1,0 +1,151 @@
+#include "trainer/gated_layer_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace pianola {
+namespace {
+
+// A WaveNet-like layer with every size off the kernel's blocking: gate rows
+// not a multiple of the panel height, three sources (a 1x1 "MIDI" source and
+// two taps of one padded buffer at offsets -3 and +5), and output rows split
+// between an out-of-place destination and an in-place accumulation.
+class GatedLayerKernelTest : public ::testing::Test {
+ protected:
+  static constexpr int64_t kG = 7, kH = 5, kR = 9, kS = 4, kColumns = 160;
+  static constexpr int64_t kMargin = 8, kWidth = kMargin + kColumns + kMargin;
+  static constexpr int64_t kLeft = -3, kRight = 5;
+
+  void SetUp() override {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    auto fill = [&](std::vector<float>& v, int64_t n) {
+      v.resize(n);
+      for (float& x : v) x = normal(rng);
+    };
+    fill(hidden_, kH * kColumns);
+    fill(stream_, kR * kWidth);
+    for (int64_t c = 0; c < kR; ++c) {  // zero margins, as the decoder keeps them
+      for (int64_t t = 0; t < kMargin; ++t) {
+        stream_[c * kWidth + t] = 0;
+        stream_[c * kWidth + kMargin + kColumns + t] = 0;
+      }
+    }
+    fill(pre_w_, 2 * kG * (kH + 2 * kR));
+    fill(pre_bias_, 2 * kG);
+    fill(out_w_, (kR + kS) * kG);
+    fill(out_bias_, kR + kS);
+    fill(skip_, kS * kColumns);
+    next_.assign(kR * kColumns, -7.0f);  // never read; columns outside the range stay
+    pre_ = PanelMatrix(pre_w_.data(), 2 * kG, kH + 2 * kR, kH + 2 * kR);
+    out_ = PanelMatrix(out_w_.data(), kR + kS, kG, kG);
+  }
+
+  GatedLayer Layer() {
+    GatedLayer layer{.pre = &pre_, .pre_bias = pre_bias_.data(), .out = &out_,
+                     .out_bias = out_bias_.data()};
+    layer.sources = {{hidden_.data(), kH, kColumns},
+                     {stream_.data() + kMargin + kLeft, kR, kWidth},
+                     {stream_.data() + kMargin + kRight, kR, kWidth}};
+    for (int64_t c = 0; c < kR; ++c) {
+      layer.init.push_back(stream_.data() + c * kWidth + kMargin);
+      layer.dest.push_back(next_.data() + c * kColumns);
+    }
+    for (int64_t c = 0; c < kS; ++c) {
+      layer.init.push_back(skip_.data() + c * kColumns);
+      layer.dest.push_back(skip_.data() + c * kColumns);
+    }
+    return layer;
+  }
+
+  // The layer in double, straight from the definitions, for column t:
+  // rows [next; skip] as they should be after the kernel.
+  std::vector<double> Reference(int64_t t, const std::vector<float>& skip_before) const {
+    std::vector<double> a(2 * kG);
+    for (int64_t row = 0; row < 2 * kG; ++row) {
+      const float* w = pre_w_.data() + row * (kH + 2 * kR);
+      double sum = pre_bias_[row];
+      for (int64_t k = 0; k < kH; ++k) sum += double{w[k]} * hidden_[k * kColumns + t];
+      for (int64_t k = 0; k < kR; ++k) {
+        sum += double{w[kH + k]} * stream_[k * kWidth + kMargin + t + kLeft];
+        sum += double{w[kH + kR + k]} * stream_[k * kWidth + kMargin + t + kRight];
+      }
+      a[row] = sum;
+    }
+    std::vector<double> gated(kG);
+    for (int64_t c = 0; c < kG; ++c) gated[c] = std::tanh(a[c]) / (1 + std::exp(-a[kG + c]));
+    std::vector<double> out(kR + kS);
+    for (int64_t row = 0; row < kR + kS; ++row) {
+      double sum = out_bias_[row];
+      for (int64_t c = 0; c < kG; ++c) sum += double{out_w_[row * kG + c]} * gated[c];
+      sum += row < kR ? double{stream_[row * kWidth + kMargin + t]}
+                      : double{skip_before[(row - kR) * kColumns + t]};
+      out[row] = sum;
+    }
+    return out;
+  }
+
+  std::vector<float> hidden_, stream_, pre_w_, pre_bias_, out_w_, out_bias_, skip_, next_;
+  PanelMatrix pre_, out_;
+};
+
+TEST_F(GatedLayerKernelTest, EqualsTheLayerInDoubleInsideTheColumnRange) {
+  const std::vector<float> skip_before = skip_;
+  // 112 columns: one full block of 64 and a partial one of 48.
+  const int64_t begin = 16, end = 128;
+  std::vector<float> scratch(GatedLayerScratchFloats(kG));
+  GatedLayerKernel(Layer(), begin, end, scratch.data());
+  for (int64_t t = 0; t < kColumns; ++t) {
+    if (t < begin || t >= end) {
+      for (int64_t c = 0; c < kR; ++c) EXPECT_EQ(next_[c * kColumns + t], -7.0f) << t;
+      for (int64_t c = 0; c < kS; ++c) EXPECT_EQ(skip_[c * kColumns + t], skip_before[c * kColumns + t]);
+      continue;
+    }
+    const std::vector<double> want = Reference(t, skip_before);
+    for (int64_t row = 0; row < kR + kS; ++row) {
+      const float got = row < kR ? next_[row * kColumns + t] : skip_[(row - kR) * kColumns + t];
+      EXPECT_NEAR(got, want[row], 1e-5 * (1 + std::fabs(want[row]))) << "row " << row << " t " << t;
+    }
+  }
+}
+
+// Threads split a layer's columns at tile boundaries; any split gives the
+// same bits as one call (each tile's sums run in the same order).
+TEST_F(GatedLayerKernelTest, ColumnSplitsGiveIdenticalResults) {
+  const std::vector<float> skip_before = skip_;
+  std::vector<float> scratch(GatedLayerScratchFloats(kG));
+  GatedLayerKernel(Layer(), 0, kColumns, scratch.data());
+  const std::vector<float> next_once = next_, skip_once = skip_;
+  skip_ = skip_before;
+  next_.assign(next_.size(), 0.0f);
+  for (int64_t t = 0; t < kColumns; t += 48) {
+    GatedLayerKernel(Layer(), t, std::min<int64_t>(kColumns, t + 48), scratch.data());
+  }
+  EXPECT_EQ(next_, next_once);
+  EXPECT_EQ(skip_, skip_once);
+}
+
+TEST(PanelMatrixTest, PanelsHoldColumnsOfRowsZeroPadded) {
+  // 7 rows x 3 columns, row stride 4: two panels, the second with one row.
+  std::vector<float> a(7 * 4);
+  for (int64_t r = 0; r < 7; ++r) {
+    for (int64_t k = 0; k < 4; ++k) a[r * 4 + k] = static_cast<float>(10 * r + k);
+  }
+  const PanelMatrix m(a.data(), 7, 3, 4);
+  ASSERT_EQ(m.panels(), 2);
+  const int64_t h = PanelMatrix::kPanelRows;
+  for (int64_t r = 0; r < 2 * h; ++r) {
+    for (int64_t k = 0; k < 3; ++k) {
+      const float want = r < 7 ? static_cast<float>(10 * r + k) : 0.0f;
+      EXPECT_EQ(m.panel(r / h)[k * h + r % h], want) << r << " " << k;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pianola
