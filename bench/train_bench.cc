@@ -390,10 +390,12 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
   mb = {.audio = mb.audio.to(device), .conditioning = mb.conditioning.to(device),
         .reference = mb.reference.to(device)};
 
-  // Model FLOPs of a step: 3 x the forward's (backward ~ 2 x forward).
+  // Model FLOPs of a step: 3 x the forward's (backward ~ 2 x forward). The
+  // forward is the training step's own, with autograd recording: without it
+  // the decoder takes its inference path, whose fused CPU kernel no ATen
+  // observer sees.
   double step_flops = 0;
   {
-    torch::NoGradGuard no_grad;
     AutocastScope autocast(args.cuda);
     at::Generator count_gen = at::detail::createCPUGenerator(kNoiseSeed);
     std::optional<torch::Generator> count_noise;
