@@ -53,6 +53,18 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     }
     return std::make_unique<ConvolutionContext>(2.0 * per_filter);
   }
+  if (std::strcmp(name, "pianola::DilatedConv") == 0) {
+    // (x [B, R, T_in], weight [2G, R, k], T_out, H): 2G outputs per step, each
+    // k R + H multiply-adds (trainer/dilated_conv.cc).
+    if (in.size() < 4 || !in[0].isTensor() || !in[1].isTensor() || !in[2].isInt() ||
+        !in[3].isInt()) {
+      return nullptr;
+    }
+    const at::Tensor& weight = in[1].toTensor();
+    *active_sink += 2.0 * static_cast<double>(in[0].toTensor().size(0)) * in[2].toInt() *
+                    weight.size(0) * (weight.size(1) * weight.size(2) + in[3].toInt());
+    return nullptr;
+  }
   if (std::strcmp(name, "aten::mm") == 0 || std::strcmp(name, "aten::bmm") == 0) {
     if (in.size() >= 2) *active_sink += MatmulFlops(in[0], in[1]);
   } else if (std::strcmp(name, "aten::addmm") == 0 || std::strcmp(name, "aten::baddbmm") == 0) {

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "gtest/gtest.h"
+#include "trainer/dilated_conv.h"
 
 namespace pianola {
 namespace {
@@ -34,6 +35,22 @@ TEST(FlopCounterTest, CountsConvolutionsAndMatrixProductsOnce) {
   const double matrix = counter.flops();
   (void)(torch::randn({100}) * 2 + 1).tanh();
   EXPECT_DOUBLE_EQ(counter.flops(), matrix);
+}
+
+// The training layer's fused conv (trainer/dilated_conv.h) reports its own
+// multiply-adds: the dilated taps and the MIDI rows of every output.
+TEST(FlopCounterTest, CountsTheFusedDilatedConv) {
+  const torch::Tensor x = torch::randn({2, 3, 10});
+  const torch::Tensor weight = torch::randn({4, 3, 2});
+  const torch::Tensor cond_weight = torch::randn({4, 5, 1});
+  const torch::Tensor bias = torch::randn({2, 4});
+  FlopCounter counter;
+  // Causal padding 2 at dilation 2: output [2, 4, 10], 3 x 2 + 5 per output.
+  (void)DilatedConv(x, 2, 0, 2, weight, cond_weight, torch::randn({2, 5, 10}), bias);
+  EXPECT_DOUBLE_EQ(counter.flops(), 2.0 * 2 * 4 * 10 * (3 * 2 + 5));
+  const double before = counter.flops();
+  (void)DilatedConv(x, 2, 0, 2, weight, torch::Tensor(), torch::Tensor(), bias);
+  EXPECT_DOUBLE_EQ(counter.flops() - before, 2.0 * 2 * 4 * 10 * (3 * 2));
 }
 
 TEST(FlopCounterTest, CountsOnlyItsThreadAndOnlyWhileAlive) {

@@ -103,7 +103,124 @@ void Block(const GatedLayer& layer, int64_t first, int64_t columns, float* scrat
   }
 }
 
+PIANOLA_KERNEL_CLONES
+void ProductTiles(const PanelMatrix& a, const RowSource* sources, size_t n_sources,
+                  const float* bias, float* const* dest, int64_t begin, int64_t end) {
+  static const float kZeros[kR] = {};
+  const int64_t full_end = begin + (end - begin) / kTile * kTile;
+  // Blocks of columns, so the sources' columns a block reads stay in cache
+  // while every panel passes over them.
+  for (int64_t first = begin; first < end; first += kBlock) {
+    const int64_t block_end = std::min(first + kBlock, full_end);
+    const bool partial = first + kBlock >= end && full_end < end;
+    for (int64_t p = 0; p < a.panels(); ++p) {
+      const int rows = static_cast<int>(std::min<int64_t>(kR, a.rows() - p * kR));
+      const float* b = bias != nullptr ? bias + p * kR : kZeros;
+      for (int64_t t = first; t < block_end; t += kTile) {
+        Tile(a.panel(p), sources, n_sources, t, rows, b, nullptr, dest + p * kR, t);
+      }
+      if (partial) {  // the last, partial tile, through a local one
+        float tile[kR][kTile];
+        float* tile_rows[kR];
+        for (int r = 0; r < kR; ++r) tile_rows[r] = tile[r];
+        Tile(a.panel(p), sources, n_sources, full_end, rows, b, nullptr, tile_rows, 0);
+        for (int r = 0; r < rows; ++r) {
+          std::copy(tile[r], tile[r] + (end - full_end), dest[p * kR + r] + full_end);
+        }
+      }
+    }
+  }
+}
+
+// Horizontal sum of a vector.
+PIANOLA_INLINE float Sum(Vec v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+constexpr int kDotRows = 4, kDotCols = 3;
+
+// Up to kDotRows x kDotCols dot products over n values at once: each vector
+// of a's rows is loaded once for kDotCols products and each of b's once for
+// kDotRows.
+template <int kRows, int kCols>
+PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, int64_t b_stride,
+                             int64_t n, float* out, int64_t out_stride) {
+  Vec acc[kRows][kCols];
+#pragma GCC unroll 4
+  for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 4
+    for (int j = 0; j < kCols; ++j) acc[i][j] = Vec{};
+  }
+  constexpr int64_t kLanes = sizeof(Vec) / sizeof(float);
+  int64_t t = 0;
+  for (; t + kLanes <= n; t += kLanes) {
+    Vec bv[kCols];
+#pragma GCC unroll 4
+    for (int j = 0; j < kCols; ++j) bv[j] = Load(b + j * b_stride + t);
+#pragma GCC unroll 4
+    for (int i = 0; i < kRows; ++i) {
+      const Vec av = Load(a + i * a_stride + t);
+#pragma GCC unroll 4
+      for (int j = 0; j < kCols; ++j) acc[i][j] += av * bv[j];
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 4
+    for (int j = 0; j < kCols; ++j) {
+      float sum = Sum(acc[i][j]);
+      for (int64_t u = t; u < n; ++u) sum += a[i * a_stride + u] * b[j * b_stride + u];
+      out[i * out_stride + j] += sum;
+    }
+  }
+}
+
 }  // namespace
+
+// Time steps per pass of RowDots: a pass's rows of b (and a block of a's)
+// stay in L2 while every block of a's rows reads them.
+constexpr int64_t kDotSpan = 512;
+
+PIANOLA_KERNEL_CLONES
+void RowDotsSpan(const float* a, int64_t a_rows, int64_t a_stride, const float* b,
+                 int64_t b_rows, int64_t b_stride, int64_t n, float* out, int64_t out_stride) {
+  int64_t i = 0;
+  for (; i + kDotRows <= a_rows; i += kDotRows) {
+    int64_t j = 0;
+    for (; j + kDotCols <= b_rows; j += kDotCols) {
+      DotBlock<kDotRows, kDotCols>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
+                                   out + i * out_stride + j, out_stride);
+    }
+    for (; j < b_rows; ++j) {
+      DotBlock<kDotRows, 1>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
+                            out + i * out_stride + j, out_stride);
+    }
+  }
+  for (; i < a_rows; ++i) {
+    int64_t j = 0;
+    for (; j + kDotCols <= b_rows; j += kDotCols) {
+      DotBlock<1, kDotCols>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
+                            out + i * out_stride + j, out_stride);
+    }
+    for (; j < b_rows; ++j) {
+      DotBlock<1, 1>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
+                     out + i * out_stride + j, out_stride);
+    }
+  }
+}
+
+void RowDots(const float* a, int64_t a_rows, int64_t a_stride, const float* b, int64_t b_rows,
+             int64_t b_stride, int64_t n, float* out, int64_t out_stride) {
+  for (int64_t t = 0; t < n; t += kDotSpan) {
+    RowDotsSpan(a + t, a_rows, a_stride, b + t, b_rows, b_stride, std::min(kDotSpan, n - t), out,
+                out_stride);
+  }
+}
+
+void ShiftedProduct(const PanelMatrix& a, const std::vector<RowSource>& sources,
+                    const float* bias, float* const* dest, int64_t begin, int64_t end) {
+  ProductTiles(a, sources.data(), sources.size(), bias, dest, begin, end);
+}
 
 PanelMatrix::PanelMatrix(const float* a, int64_t rows, int64_t cols, int64_t row_stride)
     : rows_(rows), cols_(cols), data_((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols, 0.0f) {

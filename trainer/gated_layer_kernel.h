@@ -82,6 +82,22 @@ int64_t GatedLayerScratchFloats(int64_t gate_channels);
 // owned by the calling thread).
 void GatedLayerKernel(const GatedLayer& layer, int64_t begin, int64_t end, float* scratch);
 
+// The products on their own, for the training layer's forward and backward
+// (trainer/dilated_gate.h):
+//
+// dest[r][t] = bias[r] (bias may be null: 0) + (A · sources)[r][t] for t in
+// [begin, end): begin a multiple of kGatedLayerTileColumns, end anywhere (the
+// sources are read up to the next multiple). dest must not overlap any
+// source.
+void ShiftedProduct(const PanelMatrix& a, const std::vector<RowSource>& sources,
+                    const float* bias, float* const* dest, int64_t begin, int64_t end);
+
+// out[i * out_stride + j] += sum over t in [0, n) of a[i * a_stride + t] *
+// b[j * b_stride + t], for i < a_rows, j < b_rows: the weight gradients (the
+// activations' rows dotted with the output gradient's over time).
+void RowDots(const float* a, int64_t a_rows, int64_t a_stride, const float* b, int64_t b_rows,
+             int64_t b_stride, int64_t n, float* out, int64_t out_stride);
+
 }  // namespace pianola
 
 #endif  // PIANOLA_TRAINER_GATED_LAYER_KERNEL_H_

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "trainer/block_filter_kernel.h"
+#include "trainer/dilated_conv.h"
 #include "trainer/gated_activation.h"
 #include "trainer/gated_layer_kernel.h"
 #include "trainer/mulaw.h"
@@ -258,22 +259,29 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
     const int64_t pad_left = left_reach(i) - (out_start - x_start);
     const int64_t pad_right = right_reach_unit * dilation(i);
     TORCH_INTERNAL_ASSERT(pad_left >= 0 && pad_left <= left_reach(i));
-    auto conv = [&](const torch::Tensor& in, int64_t pad) {
-      return torch::conv1d(in, dilated_[i]->weight, dilated_[i]->bias, 1, pad, dilation(i));
-    };
-    torch::Tensor a = pad_left == pad_right
-                          ? conv(x, pad_left)
-                          : conv(torch::constant_pad_nd(x, {pad_left, pad_right}), 0);
     const int64_t len = steps - out_start;
-    // LayerBias's terms, each added into the conv output.
-    if (hidden.defined() && !cond_.empty()) {
-      // Narrowed inputs made contiguous here, once: the convolution would
-      // copy them itself, and again in its backward pass (it saves its input).
-      a = AddInto(a, cond_[i]->forward(out_start > 0 ? hidden.narrow(2, out_start, len).contiguous()
-                                                     : hidden));
-    }
-    if (global.defined()) {
-      a = AddInto(a, global.narrow(1, i * 2 * g, 2 * g).unsqueeze(-1));
+    const bool use_cond = hidden.defined() && !cond_.empty();
+    const torch::Tensor h = use_cond && out_start > 0 ? hidden.narrow(2, out_start, len) : hidden;
+    torch::Tensor a;
+    if (DilatedConvApplies(x, dilated_[i]->weight)) {
+      // The conv, the MIDI 1x1 conv and LayerBias's biases in one node.
+      torch::Tensor bias = dilated_[i]->bias.unsqueeze(0);
+      bias = global.defined() ? global.narrow(1, i * 2 * g, 2 * g) + bias
+                              : bias.expand({x.size(0), 2 * g});
+      a = DilatedConv(x, pad_left, pad_right, dilation(i), dilated_[i]->weight,
+                      use_cond ? cond_[i]->weight : torch::Tensor(), use_cond ? h : torch::Tensor(),
+                      bias);
+    } else {
+      auto conv = [&](const torch::Tensor& in, int64_t pad) {
+        return torch::conv1d(in, dilated_[i]->weight, dilated_[i]->bias, 1, pad, dilation(i));
+      };
+      a = pad_left == pad_right ? conv(x, pad_left)
+                                : conv(torch::constant_pad_nd(x, {pad_left, pad_right}), 0);
+      // LayerBias's terms, each added into the conv output. A narrowed input
+      // made contiguous here, once: the convolution would copy it itself,
+      // and again in its backward pass (it saves its input).
+      if (use_cond) a = AddInto(a, cond_[i]->forward(h.contiguous()));
+      if (global.defined()) a = AddInto(a, global.narrow(1, i * 2 * g, 2 * g).unsqueeze(-1));
     }
     torch::Tensor gated = GatedActivation(a, g);
     // Only the outputs' own steps reach the skip sum.

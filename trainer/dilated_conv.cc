@@ -1,0 +1,195 @@
+#include "trainer/dilated_conv.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
+#include <torch/autograd.h>
+#include <torch/torch.h>
+
+#include "trainer/gated_layer_kernel.h"
+
+namespace pianola {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+constexpr int64_t kTile = kGatedLayerTileColumns;
+
+int64_t RoundUp(int64_t n) { return (n + kTile - 1) / kTile * kTile; }
+
+float* Row(const torch::Tensor& t, int64_t b, int64_t c) {
+  return t.data_ptr<float>() + b * t.stride(0) + c * t.stride(1);
+}
+
+// t [B, C, T] at columns [left, left + T) of a new [B, C, width] tensor,
+// zeros around it (only the margins are written twice).
+torch::Tensor Padded(const torch::Tensor& t, int64_t left, int64_t width) {
+  const int64_t n = t.size(2);
+  torch::Tensor out = torch::empty({t.size(0), t.size(1), width}, t.options());
+  out.narrow(2, 0, left).zero_();
+  out.narrow(2, left, n).copy_(t);
+  out.narrow(2, left + n, width - left - n).zero_();
+  return out;
+}
+
+// dest[b] = bias[b] + A · sources(b) over columns [0, n) of every item,
+// columns split over the intra-op threads at tile boundaries.
+template <typename SourcesFn>
+void Product(const PanelMatrix& a, int64_t batch, const SourcesFn& sources_of,
+             const torch::Tensor& bias, const torch::Tensor& dest, int64_t n) {
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  for (int64_t b = 0; b < batch; ++b) {
+    const std::vector<RowSource> sources = sources_of(b);
+    std::vector<float*> rows(a.rows());
+    for (int64_t r = 0; r < a.rows(); ++r) rows[r] = Row(dest, b, r);
+    const float* bias_b = bias.defined() ? bias.data_ptr<float>() + b * bias.stride(0) : nullptr;
+    at::parallel_for(0, tiles, 8, [&](int64_t begin, int64_t end) {
+      ShiftedProduct(a, sources, bias_b, rows.data(), begin * kTile, std::min(n, end * kTile));
+    });
+  }
+}
+
+// out[i][j] += sum over items and t < n of a(b)[i][t] * b(b)[j][t], rows of
+// `out` split over the threads. a_of(b) / b_of(b): first row pointers.
+template <typename AFn, typename BFn>
+void Dots(int64_t batch, const AFn& a_of, int64_t a_rows, int64_t a_stride, const BFn& b_of,
+          int64_t b_rows, int64_t b_stride, int64_t n, float* out, int64_t out_stride) {
+  at::parallel_for(0, (a_rows + 3) / 4, 1, [&](int64_t begin, int64_t end) {
+    const int64_t first = begin * 4, rows = std::min(a_rows, end * 4) - first;
+    for (int64_t b = 0; b < batch; ++b) {
+      RowDots(a_of(b) + first * a_stride, rows, a_stride, b_of(b), b_rows, b_stride, n,
+              out + first * out_stride, out_stride);
+    }
+  });
+}
+
+class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& cond_weight,
+                               const torch::Tensor& hidden, const torch::Tensor& bias,
+                               int64_t pad_left, int64_t pad_right, int64_t dilation) {
+    const int64_t batch = x.size(0), r = x.size(1), t_in = x.size(2);
+    const int64_t g2 = weight.size(0), k = weight.size(2);
+    const int64_t h = hidden.dim() == 3 ? hidden.size(1) : 0;  // empty: no MIDI rows
+    const int64_t reach = (k - 1) * dilation;
+    const int64_t t_out = pad_left + t_in + pad_right - reach;
+    // (x, weight, T_out, H): what trainer/flop_counter.cc reads.
+    RECORD_FUNCTION("pianola::DilatedConv", std::vector<c10::IValue>({x, weight, t_out, h}));
+    // x with its padding and zeros as far as the last tile's taps read.
+    torch::Tensor x_pad = Padded(x, pad_left, RoundUp(t_out) + reach);
+    torch::Tensor hidden_pad = h > 0 ? Padded(hidden, 0, RoundUp(t_out))
+                                     : torch::empty({batch, 0, RoundUp(t_out)}, x.options());
+    // [W_cond | W_0 | ... | W_{k-1}]: [2G, H + kR].
+    std::vector<torch::Tensor> parts;
+    if (h > 0) parts.push_back(cond_weight.reshape({g2, h}));
+    parts.push_back(weight.permute({0, 2, 1}).reshape({g2, k * r}));
+    const torch::Tensor w = torch::cat(parts, 1).contiguous();
+    const PanelMatrix a(w.data_ptr<float>(), g2, w.size(1), w.size(1));
+    torch::Tensor out = torch::empty({batch, g2, t_out}, x.options());
+    const torch::Tensor bias_c = bias.contiguous();
+    Product(a, batch, [&](int64_t b) {
+      std::vector<RowSource> sources;
+      if (h > 0) sources.push_back({Row(hidden_pad, b, 0), h, hidden_pad.size(2)});
+      for (int64_t j = 0; j < k; ++j) {
+        sources.push_back({Row(x_pad, b, 0) + j * dilation, r, x_pad.size(2)});
+      }
+      return sources;
+    }, bias_c, out, t_out);
+    ctx->save_for_backward({x_pad, hidden_pad, weight, cond_weight});
+    ctx->saved_data["pad_left"] = pad_left;
+    ctx->saved_data["t_in"] = t_in;
+    ctx->saved_data["dilation"] = dilation;
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_FUNCTION("pianola::DilatedConvBackward", std::vector<c10::IValue>());
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor& x_pad = saved[0];
+    const torch::Tensor& hidden_pad = saved[1];
+    const torch::Tensor& weight = saved[2];
+    const torch::Tensor& cond_weight = saved[3];
+    const int64_t pad_left = ctx->saved_data["pad_left"].toInt();
+    const int64_t t_in = ctx->saved_data["t_in"].toInt();
+    const int64_t dilation = ctx->saved_data["dilation"].toInt();
+    const torch::Tensor grad = grads[0].contiguous();  // [B, 2G, T_out]
+    const int64_t batch = grad.size(0), g2 = grad.size(1), t_out = grad.size(2);
+    const int64_t r = weight.size(1), k = weight.size(2);
+    const int64_t h = hidden_pad.size(1);
+    const int64_t reach = (k - 1) * dilation;
+
+    // The output gradient with `reach` zero columns before it and zeros
+    // after, as far as the input gradient's last tile reads.
+    const int64_t width = reach + std::max(RoundUp(t_out), pad_left + RoundUp(t_in));
+    torch::Tensor grad_pad = Padded(grad, reach, width);
+
+    // dx[:, t] = sum_j W_j^T grad[:, t + pad_left - j d].
+    const torch::Tensor w_t = weight.permute({1, 2, 0}).reshape({r, k * g2}).contiguous();
+    const PanelMatrix a_t(w_t.data_ptr<float>(), r, k * g2, k * g2);
+    torch::Tensor grad_x = torch::empty({batch, r, t_in}, grad.options());
+    Product(a_t, batch, [&](int64_t b) {
+      std::vector<RowSource> sources;
+      for (int64_t j = 0; j < k; ++j) {
+        sources.push_back({Row(grad_pad, b, 0) + reach + pad_left - j * dilation, g2, width});
+      }
+      return sources;
+    }, torch::Tensor(), grad_x, t_in);
+
+    // dW_j[o][c] = sum_t grad[o, t] x_pad[c, t + j d]; stored [k][2G][R].
+    torch::Tensor grad_w = torch::zeros({k, g2, r}, grad.options());
+    for (int64_t j = 0; j < k; ++j) {
+      Dots(batch, [&](int64_t b) { return Row(grad_pad, b, 0) + reach; }, g2, width,
+           [&](int64_t b) { return Row(x_pad, b, 0) + j * dilation; }, r, x_pad.size(2), t_out,
+           grad_w[j].data_ptr<float>(), r);
+    }
+    torch::Tensor grad_weight = grad_w.permute({1, 2, 0});  // [2G, R, k]
+
+    torch::Tensor grad_cond_weight, grad_hidden;
+    if (h > 0) {
+      torch::Tensor gcw = torch::zeros({g2, h}, grad.options());
+      Dots(batch, [&](int64_t b) { return Row(grad_pad, b, 0) + reach; }, g2, width,
+           [&](int64_t b) { return Row(hidden_pad, b, 0); }, h, hidden_pad.size(2), t_out,
+           gcw.data_ptr<float>(), h);
+      grad_cond_weight = gcw.view(cond_weight.sizes());
+      const torch::Tensor cw_t = cond_weight.reshape({g2, h}).t().contiguous();
+      const PanelMatrix a_h(cw_t.data_ptr<float>(), h, g2, g2);
+      grad_hidden = torch::empty({batch, h, t_out}, grad.options());
+      Product(a_h, batch, [&](int64_t b) {
+        return std::vector<RowSource>{{Row(grad_pad, b, 0) + reach, g2, width}};
+      }, torch::Tensor(), grad_hidden, t_out);
+    }
+    torch::Tensor grad_bias = grad.sum(2);
+    return {grad_x, grad_weight, grad_cond_weight, grad_hidden, grad_bias,
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool DilatedConvApplies(const torch::Tensor& x, const torch::Tensor& weight) {
+  return x.is_cpu() && x.scalar_type() == torch::kFloat && weight.is_cpu() &&
+         weight.scalar_type() == torch::kFloat && !at::autocast::is_autocast_enabled(at::kCPU);
+}
+
+torch::Tensor DilatedConv(const torch::Tensor& x, int64_t pad_left, int64_t pad_right,
+                          int64_t dilation, const torch::Tensor& weight,
+                          const torch::Tensor& cond_weight, const torch::Tensor& hidden,
+                          const torch::Tensor& bias) {
+  TORCH_CHECK(DilatedConvApplies(x, weight), "DilatedConv: float CPU tensors only");
+  const bool with_cond = hidden.defined() && cond_weight.defined();
+  TORCH_CHECK(x.dim() == 3 && weight.dim() == 3 && weight.size(1) == x.size(1) &&
+                  bias.sizes() == torch::IntArrayRef({x.size(0), weight.size(0)}),
+              "DilatedConv: x ", x.sizes(), ", weight ", weight.sizes(), ", bias ", bias.sizes());
+  // Custom functions take defined tensors only: empty ones stand for none.
+  const torch::Tensor none = torch::empty({0}, x.options());
+  return DilatedConvFunction::apply(x, weight, with_cond ? cond_weight : none,
+                                    with_cond ? hidden.to(torch::kFloat) : none,
+                                    bias.to(torch::kFloat), pad_left, pad_right, dilation);
+}
+
+}  // namespace pianola
