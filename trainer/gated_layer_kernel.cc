@@ -6,6 +6,7 @@
 
 #include "trainer/gate_kernel.h"
 #include "trainer/kernel_clones.h"
+#include "trainer/vec8.h"
 
 namespace pianola {
 namespace {
@@ -16,18 +17,8 @@ constexpr int64_t kTile = kGatedLayerTileColumns;
 // [G, kBlock] stay in L1/L2 between the three steps.
 constexpr int64_t kBlock = 64;
 
-// Eight floats; the AVX2 clone keeps each in one register (the baseline
-// clone splits it in two SSE registers).
-typedef float Vec __attribute__((vector_size(32)));
+using Vec = Vec8;
 static_assert(kTile == 2 * sizeof(Vec) / sizeof(float));
-
-PIANOLA_INLINE Vec Load(const float* p) {
-  Vec v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-PIANOLA_INLINE void Store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // One tile: rows [0, rows) of a panel times 16 columns of the sources,
 // starting at column src_col of each source row; written to dest[r] +
@@ -43,7 +34,7 @@ PIANOLA_INLINE void Tile(const float* __restrict panel, const RowSource* sources
     const float* b = sources[s].base + src_col;
     const int64_t stride = sources[s].stride;
     for (int64_t k = sources[s].rows; k > 0; --k) {
-      const Vec b0 = Load(b), b1 = Load(b + 8);
+      const Vec b0 = LoadVec8(b), b1 = LoadVec8(b + 8);
 #pragma GCC unroll 6
       for (int r = 0; r < kR; ++r) {
         lo[r] += panel[r] * b0;
@@ -58,11 +49,11 @@ PIANOLA_INLINE void Tile(const float* __restrict panel, const RowSource* sources
     if (r >= rows) break;
     Vec l = lo[r] + bias[r], h = hi[r] + bias[r];
     if (init != nullptr && init[r] != nullptr) {
-      l += Load(init[r] + dst_col);
-      h += Load(init[r] + dst_col + 8);
+      l += LoadVec8(init[r] + dst_col);
+      h += LoadVec8(init[r] + dst_col + 8);
     }
-    Store(dest[r] + dst_col, l);
-    Store(dest[r] + dst_col + 8, h);
+    StoreVec8(dest[r] + dst_col, l);
+    StoreVec8(dest[r] + dst_col + 8, h);
   }
 }
 
@@ -132,11 +123,6 @@ void ProductTiles(const PanelMatrix& a, const RowSource* sources, size_t n_sourc
   }
 }
 
-// Horizontal sum of a vector.
-PIANOLA_INLINE float Sum(Vec v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
-
 constexpr int kDotRows = 4, kDotCols = 3;
 
 // Up to kDotRows x kDotCols dot products over n values at once: each vector
@@ -156,10 +142,10 @@ PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, i
   for (; t + kLanes <= n; t += kLanes) {
     Vec bv[kCols];
 #pragma GCC unroll 4
-    for (int j = 0; j < kCols; ++j) bv[j] = Load(b + j * b_stride + t);
+    for (int j = 0; j < kCols; ++j) bv[j] = LoadVec8(b + j * b_stride + t);
 #pragma GCC unroll 4
     for (int i = 0; i < kRows; ++i) {
-      const Vec av = Load(a + i * a_stride + t);
+      const Vec av = LoadVec8(a + i * a_stride + t);
 #pragma GCC unroll 4
       for (int j = 0; j < kCols; ++j) acc[i][j] += av * bv[j];
     }
@@ -168,7 +154,7 @@ PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, i
   for (int i = 0; i < kRows; ++i) {
 #pragma GCC unroll 4
     for (int j = 0; j < kCols; ++j) {
-      float sum = Sum(acc[i][j]);
+      float sum = SumVec8(acc[i][j]);
       for (int64_t u = t; u < n; ++u) sum += a[i * a_stride + u] * b[j * b_stride + u];
       out[i * out_stride + j] += sum;
     }
