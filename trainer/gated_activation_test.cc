@@ -4,6 +4,7 @@
 #include <cmath>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -38,6 +39,39 @@ TEST(GateKernelTest, ApproximationsAreWithinAFewUlp) {
   EXPECT_LT(GateSigmoid(-200.0f), 1e-37f);
   EXPECT_EQ(GateSigmoid(200.0f), 1.0f);
   EXPECT_EQ(GateExp(-1000.0f), GateExp(-87.3365447f));
+}
+
+// GateKernel (one division for tanh(f) * sigmoid(g)) against libm in double,
+// across both of tanh's branches, the |f| clamp and saturated gates: finite
+// everywhere, within a few ulp wherever the product is a normal float.
+TEST(GateKernelTest, OneFractionIsWithinAFewUlpOfTanhTimesSigmoid) {
+  std::vector<float> f, g;
+  for (float x = -120.0f; x <= 120.0f; x += 0.0137f) {
+    for (float y : {-200.0f, -87.5f, -30.0f, -1.0f, -0.01f, 0.0f, 0.3f, 10.0f, 90.0f}) {
+      f.push_back(x);
+      g.push_back(y);
+    }
+  }
+  for (float y = -120.0f; y <= 120.0f; y += 0.0137f) {
+    for (float x : {-50.0f, -9.0f, -0.625f, 1e-20f, 0.0f, 0.625001f, 3.0f, 9.5f}) {
+      f.push_back(x);
+      g.push_back(y);
+    }
+  }
+  std::vector<float> out(f.size());
+  GateKernel(f.data(), g.data(), static_cast<int64_t>(f.size()), out.data());
+  const double ulp = std::ldexp(1.0, -23);
+  double worst = 0;
+  for (size_t i = 0; i < f.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(out[i])) << "f " << f[i] << " g " << g[i];
+    const double expected = std::tanh(double{f[i]}) / (1 + std::exp(-double{g[i]}));
+    if (std::fabs(expected) > 1e-30) {
+      worst = std::max(worst, std::fabs(out[i] - expected) / std::fabs(expected));
+    } else {
+      EXPECT_LT(std::fabs(out[i]), 1e-30) << "f " << f[i] << " g " << g[i];
+    }
+  }
+  EXPECT_LT(worst, 4 * ulp);
 }
 
 // Forward and backward of the fused CPU path against the composite
