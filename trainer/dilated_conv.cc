@@ -128,17 +128,21 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
     const int64_t width = reach + std::max(RoundUp(t_out), pad_left + RoundUp(t_in));
     torch::Tensor grad_pad = Padded(grad, reach, width);
 
-    // dx[:, t] = sum_j W_j^T grad[:, t + pad_left - j d].
-    const torch::Tensor w_t = weight.permute({1, 2, 0}).reshape({r, k * g2}).contiguous();
-    const PanelMatrix a_t(w_t.data_ptr<float>(), r, k * g2, k * g2);
-    torch::Tensor grad_x = torch::empty({batch, r, t_in}, grad.options());
-    Product(a_t, batch, [&](int64_t b) {
-      std::vector<RowSource> sources;
-      for (int64_t j = 0; j < k; ++j) {
-        sources.push_back({Row(grad_pad, b, 0) + reach + pad_left - j * dilation, g2, width});
-      }
-      return sources;
-    }, torch::Tensor(), grad_x, t_in);
+    // dx[:, t] = sum_j W_j^T grad[:, t + pad_left - j d] (not for an input
+    // without a gradient, such as the noise a parallel decoder embeds).
+    torch::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) {
+      const torch::Tensor w_t = weight.permute({1, 2, 0}).reshape({r, k * g2}).contiguous();
+      const PanelMatrix a_t(w_t.data_ptr<float>(), r, k * g2, k * g2);
+      grad_x = torch::empty({batch, r, t_in}, grad.options());
+      Product(a_t, batch, [&](int64_t b) {
+        std::vector<RowSource> sources;
+        for (int64_t j = 0; j < k; ++j) {
+          sources.push_back({Row(grad_pad, b, 0) + reach + pad_left - j * dilation, g2, width});
+        }
+        return sources;
+      }, torch::Tensor(), grad_x, t_in);
+    }
 
     // dW_j[o][c] = sum_t grad[o, t] x_pad[c, t + j d]; stored [k][2G][R].
     torch::Tensor grad_w = torch::zeros({k, g2, r}, grad.options());

@@ -17,8 +17,11 @@
 // weight gradients are dot products over time (RowDots). mkldnn's conv1d
 // and its backward run WaveNet's shapes (48-64 channels, a few hundred to a
 // few thousand steps per item) at a fraction of the core's rate
-// (docs/perf.md). Callers check DilatedConvApplies and otherwise use torch's
-// conv1d and 1x1 conv (CUDA, autocast, double): the same function.
+// (docs/perf.md). With one tap and no padding it is a 1x1 convolution:
+// WaveNet's residual, skip, head, input and MIDI hidden convolutions in
+// training (the input gradient is skipped for an input that needs none).
+// Callers check DilatedConvApplies and otherwise use torch's conv1d and 1x1
+// conv (CUDA, autocast, double): the same function.
 
 #include <cstdint>
 

@@ -34,6 +34,7 @@ TEST(DilatedConvTest, ValuesAndGradientsEqualTheComposite) {
       {3, 8, 12, 0, 3, 2, 50, 2, 2},    // centred, no MIDI rows
       {1, 7, 10, 6, 3, 8, 29, 3, 8},    // cropped: less padding on the left
       {2, 16, 32, 16, 3, 1, 250, 1, 1}, // the small parallel decoder's shape class
+      {2, 48, 40, 0, 1, 1, 70, 0, 0},   // one tap: a 1x1 convolution
   };
   for (const Case& c : cases) {
     const int64_t t_out = c.left + c.t_in + c.right - (c.k - 1) * c.dilation;
@@ -78,6 +79,33 @@ TEST(DilatedConvTest, ValuesAndGradientsEqualTheComposite) {
           << (f[i].grad().to(torch::kDouble) - d[i].grad()).abs().max().item<double>();
     }
   }
+}
+
+// One tap, no padding: a 1x1 convolution, as WaveNet's Pointwise uses it in
+// training (residual, skip, head and input convolutions). The input here is
+// a transposed view (the folded noise's blocks) that needs no gradient: the
+// input gradient is skipped, the weight and bias gradients are exact.
+TEST(DilatedConvTest, OneTapIsAPointwiseConvolutionOnAStridedInput) {
+  torch::manual_seed(11);
+  const int64_t batch = 3, in = 16, out = 40, steps = 77;
+  torch::Tensor blocks = torch::randn({batch, steps, in});  // [B, T', F]
+  torch::Tensor weight = torch::randn({out, in, 1}) * 0.3;
+  torch::Tensor bias = torch::randn({out});
+  torch::Tensor grad_out = torch::randn({batch, out, steps});
+
+  torch::Tensor wf = weight.clone().requires_grad_(), bf = bias.clone().requires_grad_();
+  torch::Tensor x = blocks.transpose(1, 2);  // [B, F, T'], time stride F
+  ASSERT_FALSE(x.is_contiguous());
+  torch::Tensor fused = DilatedConv(x, 0, 0, 1, wf, torch::Tensor(), torch::Tensor(),
+                                    bf.unsqueeze(0).expand({batch, out}));
+  torch::Tensor wd = weight.to(torch::kDouble).requires_grad_();
+  torch::Tensor bd = bias.to(torch::kDouble).requires_grad_();
+  torch::Tensor reference = torch::conv1d(x.to(torch::kDouble), wd, bd);
+  EXPECT_TRUE(torch::allclose(fused.to(torch::kDouble), reference, 1e-5, 1e-5));
+  fused.backward(grad_out);
+  reference.backward(grad_out.to(torch::kDouble));
+  EXPECT_TRUE(torch::allclose(wf.grad().to(torch::kDouble), wd.grad(), 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(bf.grad().to(torch::kDouble), bd.grad(), 1e-4, 1e-4));
 }
 
 // Threads split columns and weight-gradient rows: the results do not depend

@@ -45,12 +45,24 @@ torch::Tensor AddInto(torch::Tensor a, const torch::Tensor& b) {
 // A 1x1 convolution. Without autograd on the CPU, one (batched) matrix
 // product plus the bias: mkldnn's conv1d copies a non-contiguous input such
 // as the transposed block view of the folded noise or a slice of the
-// inference state first (im2col, ~5 % of a folded parallel render).
+// inference state first (im2col, ~5 % of a folded parallel render). With
+// autograd in float on the CPU, DilatedConv with one tap: mkldnn runs these
+// small products (48-64 channels, a few hundred steps per item) and their
+// backward at a fraction of the core's rate (docs/perf.md, "Training
+// throughput"). Elsewhere conv1d, on a contiguous input (which it would copy
+// itself, and again in its backward pass).
 torch::Tensor Pointwise(nn::Conv1d conv, const torch::Tensor& x) {
   const torch::Tensor& w = conv->weight;
+  if (torch::GradMode::is_enabled() && DilatedConvApplies(x, w)) {
+    const int64_t batch = x.size(0), out_channels = w.size(0);
+    torch::Tensor bias = conv->options.bias()
+                             ? conv->bias.unsqueeze(0).expand({batch, out_channels})
+                             : torch::zeros({batch, out_channels}, x.options());
+    return DilatedConv(x, 0, 0, 1, w, torch::Tensor(), torch::Tensor(), bias);
+  }
   if (torch::GradMode::is_enabled() || !x.is_cpu() || x.scalar_type() != w.scalar_type() ||
       at::autocast::is_autocast_enabled(at::kCPU)) {
-    return conv->forward(x);
+    return conv->forward(x.contiguous());
   }
   torch::Tensor out = torch::matmul(w.squeeze(-1), x);
   if (conv->options.bias()) out.add_(conv->bias.view({1, -1, 1}));
@@ -285,14 +297,14 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
     }
     torch::Tensor gated = GatedActivation(a, g);
     // Only the outputs' own steps reach the skip sum.
-    torch::Tensor s = skip_[i]->forward(
-        first_step > out_start
-            ? gated.narrow(2, first_step - out_start, steps - first_step).contiguous()
-            : gated);
+    torch::Tensor s = Pointwise(
+        skip_[i], first_step > out_start
+                      ? gated.narrow(2, first_step - out_start, steps - first_step)
+                      : gated);
     skip = skip.defined() ? AddInto(s, skip) : s;
     if (i + 1 < layers) {
       torch::Tensor residual = out_start > x_start ? x.narrow(2, out_start - x_start, len) : x;
-      x = AddInto(residual_[i]->forward(gated), residual).mul_(scale);
+      x = AddInto(Pointwise(residual_[i], gated), residual).mul_(scale);
       x_start = out_start;
     }
   }
