@@ -53,18 +53,21 @@ void Product(const PanelMatrix& a, int64_t batch, const SourcesFn& sources_of,
   }
 }
 
-// out[i][j] += sum over items and t < n of a(b)[i][t] * b(b)[j][t], rows of
-// `out` split over the threads. a_of(b) / b_of(b): first row pointers.
-template <typename AFn, typename BFn>
-void Dots(int64_t batch, const AFn& a_of, int64_t a_rows, int64_t a_stride, const BFn& b_of,
-          int64_t b_rows, int64_t b_stride, int64_t n, float* out, int64_t out_stride) {
-  at::parallel_for(0, (a_rows + 3) / 4, 1, [&](int64_t begin, int64_t end) {
-    const int64_t first = begin * 4, rows = std::min(a_rows, end * 4) - first;
-    for (int64_t b = 0; b < batch; ++b) {
-      RowDots(a_of(b) + first * a_stride, rows, a_stride, b_of(b), b_rows, b_stride, n,
-              out + first * out_stride, out_stride);
-    }
+// out[i][j] += sum over items and t < n of a[i][t] * b[j][t], rows of `out`
+// split over the threads in groups of 4 (RowDots' blocks).
+void Dots(const RowBlock& a, const RowBlock& b, int64_t items, int64_t n, float* out,
+          int64_t out_stride) {
+  at::parallel_for(0, (a.rows + 3) / 4, 1, [&](int64_t begin, int64_t end) {
+    const int64_t first = begin * 4;
+    const RowBlock part{a.base + first * a.stride, std::min(a.rows, end * 4) - first, a.stride,
+                        a.item_stride};
+    RowDots(part, b, items, n, out + first * out_stride, out_stride);
   });
+}
+
+// Rows [0, rows) of t [B, C, T] from column `column` on, as a RowBlock.
+RowBlock Rows(const torch::Tensor& t, int64_t rows, int64_t column) {
+  return {Row(t, 0, 0) + column, rows, t.stride(1), t.stride(0)};
 }
 
 class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction> {
@@ -147,8 +150,7 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
     // dW_j[o][c] = sum_t grad[o, t] x_pad[c, t + j d]; stored [k][2G][R].
     torch::Tensor grad_w = torch::zeros({k, g2, r}, grad.options());
     for (int64_t j = 0; j < k; ++j) {
-      Dots(batch, [&](int64_t b) { return Row(grad_pad, b, 0) + reach; }, g2, width,
-           [&](int64_t b) { return Row(x_pad, b, 0) + j * dilation; }, r, x_pad.size(2), t_out,
+      Dots(Rows(grad_pad, g2, reach), Rows(x_pad, r, j * dilation), batch, t_out,
            grad_w[j].data_ptr<float>(), r);
     }
     torch::Tensor grad_weight = grad_w.permute({1, 2, 0});  // [2G, R, k]
@@ -156,8 +158,7 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
     torch::Tensor grad_cond_weight, grad_hidden;
     if (h > 0) {
       torch::Tensor gcw = torch::zeros({g2, h}, grad.options());
-      Dots(batch, [&](int64_t b) { return Row(grad_pad, b, 0) + reach; }, g2, width,
-           [&](int64_t b) { return Row(hidden_pad, b, 0); }, h, hidden_pad.size(2), t_out,
+      Dots(Rows(grad_pad, g2, reach), Rows(hidden_pad, h, 0), batch, t_out,
            gcw.data_ptr<float>(), h);
       grad_cond_weight = gcw.view(cond_weight.sizes());
       const torch::Tensor cw_t = cond_weight.reshape({g2, h}).t().contiguous();

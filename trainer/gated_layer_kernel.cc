@@ -125,17 +125,19 @@ void ProductTiles(const PanelMatrix& a, const RowSource* sources, size_t n_sourc
 
 constexpr int kDotRows = 4, kDotCols = 3;
 
-// Up to kDotRows x kDotCols dot products over n values at once: each vector
-// of a's rows is loaded once for kDotCols products and each of b's once for
-// kDotRows.
+// Up to kDotRows x kDotCols dot products over n values at once, added to
+// their vector partial sums `acc_out` (a Vec's floats per product, row-major,
+// acc_stride products per row; unaligned): each vector of a's rows is loaded once for kDotCols products
+// and each of b's once for kDotRows. The values past the last whole vector
+// go into lane 0.
 template <int kRows, int kCols>
 PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, int64_t b_stride,
-                             int64_t n, float* out, int64_t out_stride) {
+                             int64_t n, float* acc_out, int64_t acc_stride) {
   Vec acc[kRows][kCols];
 #pragma GCC unroll 4
   for (int i = 0; i < kRows; ++i) {
 #pragma GCC unroll 4
-    for (int j = 0; j < kCols; ++j) acc[i][j] = Vec{};
+    for (int j = 0; j < kCols; ++j) acc[i][j] = LoadVec8(acc_out + (i * acc_stride + j) * 8);
   }
   constexpr int64_t kLanes = sizeof(Vec) / sizeof(float);
   int64_t t = 0;
@@ -154,52 +156,62 @@ PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, i
   for (int i = 0; i < kRows; ++i) {
 #pragma GCC unroll 4
     for (int j = 0; j < kCols; ++j) {
-      float sum = SumVec8(acc[i][j]);
-      for (int64_t u = t; u < n; ++u) sum += a[i * a_stride + u] * b[j * b_stride + u];
-      out[i * out_stride + j] += sum;
+      for (int64_t u = t; u < n; ++u) acc[i][j][0] += a[i * a_stride + u] * b[j * b_stride + u];
+      StoreVec8(acc_out + (i * acc_stride + j) * 8, acc[i][j]);
     }
   }
 }
-
-}  // namespace
 
 // Time steps per pass of RowDots: a pass's rows of b (and a block of a's)
 // stay in L2 while every block of a's rows reads them.
 constexpr int64_t kDotSpan = 512;
 
+// One span of one item into the partial sums acc [a_rows][b_rows].
 PIANOLA_KERNEL_CLONES
 void RowDotsSpan(const float* a, int64_t a_rows, int64_t a_stride, const float* b,
-                 int64_t b_rows, int64_t b_stride, int64_t n, float* out, int64_t out_stride) {
+                 int64_t b_rows, int64_t b_stride, int64_t n, float* acc) {
   int64_t i = 0;
   for (; i + kDotRows <= a_rows; i += kDotRows) {
     int64_t j = 0;
     for (; j + kDotCols <= b_rows; j += kDotCols) {
       DotBlock<kDotRows, kDotCols>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                                   out + i * out_stride + j, out_stride);
+                                   acc + (i * b_rows + j) * 8, b_rows);
     }
     for (; j < b_rows; ++j) {
       DotBlock<kDotRows, 1>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                            out + i * out_stride + j, out_stride);
+                            acc + (i * b_rows + j) * 8, b_rows);
     }
   }
   for (; i < a_rows; ++i) {
     int64_t j = 0;
     for (; j + kDotCols <= b_rows; j += kDotCols) {
       DotBlock<1, kDotCols>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                            out + i * out_stride + j, out_stride);
+                            acc + (i * b_rows + j) * 8, b_rows);
     }
     for (; j < b_rows; ++j) {
       DotBlock<1, 1>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                     out + i * out_stride + j, out_stride);
+                     acc + (i * b_rows + j) * 8, b_rows);
     }
   }
 }
 
-void RowDots(const float* a, int64_t a_rows, int64_t a_stride, const float* b, int64_t b_rows,
-             int64_t b_stride, int64_t n, float* out, int64_t out_stride) {
-  for (int64_t t = 0; t < n; t += kDotSpan) {
-    RowDotsSpan(a + t, a_rows, a_stride, b + t, b_rows, b_stride, std::min(kDotSpan, n - t), out,
-                out_stride);
+}  // namespace
+
+void RowDots(const RowBlock& a, const RowBlock& b, int64_t items, int64_t n, float* out,
+             int64_t out_stride) {
+  // Vector partial sums over every item and span, reduced once at the end
+  // (a horizontal sum per span cost as much as a 128-step span's products).
+  std::vector<float> acc(a.rows * b.rows * 8, 0.0f);
+  for (int64_t m = 0; m < items; ++m) {
+    for (int64_t t = 0; t < n; t += kDotSpan) {
+      RowDotsSpan(a.base + m * a.item_stride + t, a.rows, a.stride, b.base + m * b.item_stride + t,
+                  b.rows, b.stride, std::min(kDotSpan, n - t), acc.data());
+    }
+  }
+  for (int64_t i = 0; i < a.rows; ++i) {
+    for (int64_t j = 0; j < b.rows; ++j) {
+      out[i * out_stride + j] += SumVec8(LoadVec8(acc.data() + (i * b.rows + j) * 8));
+    }
   }
 }
 

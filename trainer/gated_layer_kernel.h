@@ -92,11 +92,21 @@ void GatedLayerKernel(const GatedLayer& layer, int64_t begin, int64_t end, float
 void ShiftedProduct(const PanelMatrix& a, const std::vector<RowSource>& sources,
                     const float* bias, float* const* dest, int64_t begin, int64_t end);
 
-// out[i * out_stride + j] += sum over t in [0, n) of a[i * a_stride + t] *
-// b[j * b_stride + t], for i < a_rows, j < b_rows: the weight gradients (the
-// activations' rows dotted with the output gradient's over time).
-void RowDots(const float* a, int64_t a_rows, int64_t a_stride, const float* b, int64_t b_rows,
-             int64_t b_stride, int64_t n, float* out, int64_t out_stride);
+// `rows` rows of `items` [rows, n] matrices: row r of item m starts at
+// base + m * item_stride + r * stride.
+struct RowBlock {
+  const float* base;
+  int64_t rows;
+  int64_t stride;
+  int64_t item_stride;
+};
+
+// out[i * out_stride + j] += sum over items m and t in [0, n) of a(m)[i][t] *
+// b(m)[j][t]: the weight gradients (the activations' rows dotted with the
+// output gradient's over time and the batch). Deterministic: the same
+// summation order for any caller.
+void RowDots(const RowBlock& a, const RowBlock& b, int64_t items, int64_t n, float* out,
+             int64_t out_stride);
 
 }  // namespace pianola
 

@@ -147,5 +147,33 @@ TEST(PanelMatrixTest, PanelsHoldColumnsOfRowsZeroPadded) {
   }
 }
 
+// RowDots over several items and spans, with row counts off its 4 x 3
+// blocks and a length off the vector width and past one span: the sums of
+// products in double, added to what `out` held.
+TEST(RowDotsTest, AddsDotProductsOverItemsAndTime) {
+  constexpr int64_t kItems = 3, kA = 7, kB = 5, kN = 1100, kStride = 1111, kItem = 9000;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> a(kItems * kItem), b(kItems * kItem);
+  for (float& v : a) v = uniform(rng);
+  for (float& v : b) v = uniform(rng);
+  constexpr int64_t kOutStride = kB + 2;
+  std::vector<float> out(kA * kOutStride, 0.5f);
+  RowDots({a.data() + 3, kA, kStride, kItem}, {b.data() + 1, kB, kStride, kItem}, kItems, kN,
+          out.data(), kOutStride);
+  for (int64_t i = 0; i < kA; ++i) {
+    for (int64_t j = 0; j < kB; ++j) {
+      double want = 0.5;
+      for (int64_t m = 0; m < kItems; ++m) {
+        for (int64_t t = 0; t < kN; ++t) {
+          want += double{a[3 + m * kItem + i * kStride + t]} * b[1 + m * kItem + j * kStride + t];
+        }
+      }
+      EXPECT_NEAR(out[i * kOutStride + j], want, 1e-3) << i << " " << j;
+    }
+    EXPECT_EQ(out[i * kOutStride + kB], 0.5f);  // past b's rows: untouched
+  }
+}
+
 }  // namespace
 }  // namespace pianola
