@@ -124,12 +124,13 @@ void ProductTiles(const PanelMatrix& a, const RowSource* sources, size_t n_sourc
 }
 
 constexpr int kDotRows = 4, kDotCols = 3;
+constexpr int64_t kLanes = sizeof(Vec) / sizeof(float);
 
 // Up to kDotRows x kDotCols dot products over n values at once, added to
-// their vector partial sums `acc_out` (a Vec's floats per product, row-major,
-// acc_stride products per row; unaligned): each vector of a's rows is loaded once for kDotCols products
-// and each of b's once for kDotRows. The values past the last whole vector
-// go into lane 0.
+// their vector partial sums in `acc_out` (kLanes floats per product,
+// row-major, acc_stride products per row, unaligned): each vector of a's
+// rows is loaded once for kDotCols products and each of b's once for
+// kDotRows. The values past the last whole vector go into lane 0.
 template <int kRows, int kCols>
 PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, int64_t b_stride,
                              int64_t n, float* acc_out, int64_t acc_stride) {
@@ -137,9 +138,8 @@ PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, i
 #pragma GCC unroll 4
   for (int i = 0; i < kRows; ++i) {
 #pragma GCC unroll 4
-    for (int j = 0; j < kCols; ++j) acc[i][j] = LoadVec8(acc_out + (i * acc_stride + j) * 8);
+    for (int j = 0; j < kCols; ++j) acc[i][j] = LoadVec8(acc_out + (i * acc_stride + j) * kLanes);
   }
-  constexpr int64_t kLanes = sizeof(Vec) / sizeof(float);
   int64_t t = 0;
   for (; t + kLanes <= n; t += kLanes) {
     Vec bv[kCols];
@@ -157,7 +157,7 @@ PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, i
 #pragma GCC unroll 4
     for (int j = 0; j < kCols; ++j) {
       for (int64_t u = t; u < n; ++u) acc[i][j][0] += a[i * a_stride + u] * b[j * b_stride + u];
-      StoreVec8(acc_out + (i * acc_stride + j) * 8, acc[i][j]);
+      StoreVec8(acc_out + (i * acc_stride + j) * kLanes, acc[i][j]);
     }
   }
 }
@@ -166,7 +166,7 @@ PIANOLA_INLINE void DotBlock(const float* a, int64_t a_stride, const float* b, i
 // stay in L2 while every block of a's rows reads them.
 constexpr int64_t kDotSpan = 512;
 
-// One span of one item into the partial sums acc [a_rows][b_rows].
+// One span of one item into the partial sums acc [a_rows][b_rows][kLanes].
 PIANOLA_KERNEL_CLONES
 void RowDotsSpan(const float* a, int64_t a_rows, int64_t a_stride, const float* b,
                  int64_t b_rows, int64_t b_stride, int64_t n, float* acc) {
@@ -175,22 +175,22 @@ void RowDotsSpan(const float* a, int64_t a_rows, int64_t a_stride, const float* 
     int64_t j = 0;
     for (; j + kDotCols <= b_rows; j += kDotCols) {
       DotBlock<kDotRows, kDotCols>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                                   acc + (i * b_rows + j) * 8, b_rows);
+                                   acc + (i * b_rows + j) * kLanes, b_rows);
     }
     for (; j < b_rows; ++j) {
       DotBlock<kDotRows, 1>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                            acc + (i * b_rows + j) * 8, b_rows);
+                            acc + (i * b_rows + j) * kLanes, b_rows);
     }
   }
   for (; i < a_rows; ++i) {
     int64_t j = 0;
     for (; j + kDotCols <= b_rows; j += kDotCols) {
       DotBlock<1, kDotCols>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                            acc + (i * b_rows + j) * 8, b_rows);
+                            acc + (i * b_rows + j) * kLanes, b_rows);
     }
     for (; j < b_rows; ++j) {
       DotBlock<1, 1>(a + i * a_stride, a_stride, b + j * b_stride, b_stride, n,
-                     acc + (i * b_rows + j) * 8, b_rows);
+                     acc + (i * b_rows + j) * kLanes, b_rows);
     }
   }
 }
@@ -199,9 +199,9 @@ void RowDotsSpan(const float* a, int64_t a_rows, int64_t a_stride, const float* 
 
 void RowDots(const RowBlock& a, const RowBlock& b, int64_t items, int64_t n, float* out,
              int64_t out_stride) {
-  // Vector partial sums over every item and span, reduced once at the end
-  // (a horizontal sum per span cost as much as a 128-step span's products).
-  std::vector<float> acc(a.rows * b.rows * 8, 0.0f);
+  // Vector partial sums over every item and span: one horizontal sum per
+  // product at the end instead of one per span and item.
+  std::vector<float> acc(a.rows * b.rows * kLanes, 0.0f);
   for (int64_t m = 0; m < items; ++m) {
     for (int64_t t = 0; t < n; t += kDotSpan) {
       RowDotsSpan(a.base + m * a.item_stride + t, a.rows, a.stride, b.base + m * b.item_stride + t,
@@ -210,7 +210,7 @@ void RowDots(const RowBlock& a, const RowBlock& b, int64_t items, int64_t n, flo
   }
   for (int64_t i = 0; i < a.rows; ++i) {
     for (int64_t j = 0; j < b.rows; ++j) {
-      out[i * out_stride + j] += SumVec8(LoadVec8(acc.data() + (i * b.rows + j) * 8));
+      out[i * out_stride + j] += SumVec8(LoadVec8(acc.data() + (i * b.rows + j) * kLanes));
     }
   }
 }
@@ -221,10 +221,12 @@ void ShiftedProduct(const PanelMatrix& a, const std::vector<RowSource>& sources,
 }
 
 PanelMatrix::PanelMatrix(const float* a, int64_t rows, int64_t cols, int64_t row_stride)
-    : rows_(rows), cols_(cols), data_((rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols, 0.0f) {
+    : rows_(rows), cols_(cols), data_(panels() * kPanelRows * cols, 0.0f) {
   for (int64_t r = 0; r < rows; ++r) {
     float* panel = data_.data() + r / kPanelRows * kPanelRows * cols;
-    for (int64_t k = 0; k < cols; ++k) panel[k * kPanelRows + r % kPanelRows] = a[r * row_stride + k];
+    for (int64_t k = 0; k < cols; ++k) {
+      panel[k * kPanelRows + r % kPanelRows] = a[r * row_stride + k];
+    }
   }
 }
 
