@@ -19,21 +19,21 @@ using torch::autograd::tensor_list;
 
 constexpr int64_t kTile = kGatedLayerTileColumns;
 
-int64_t RoundUp(int64_t n) { return (n + kTile - 1) / kTile * kTile; }
-
 float* Row(const torch::Tensor& t, int64_t b, int64_t c) {
   return t.data_ptr<float>() + b * t.stride(0) + c * t.stride(1);
 }
 
-// t [B, C, T] at columns [left, left + T) of a new [B, C, width] tensor,
-// zeros around it (only the margins are written twice).
-torch::Tensor Padded(const torch::Tensor& t, int64_t left, int64_t width) {
-  const int64_t n = t.size(2);
-  torch::Tensor out = torch::empty({t.size(0), t.size(1), width}, t.options());
-  out.narrow(2, 0, left).zero_();
-  out.narrow(2, left, n).copy_(t);
-  out.narrow(2, left + n, width - left - n).zero_();
-  return out;
+// t itself when its time steps are adjacent (a narrowed view is read in
+// place), a contiguous copy otherwise.
+torch::Tensor TimeContiguous(const torch::Tensor& t) {
+  return t.stride(2) == 1 ? t : t.contiguous();
+}
+
+// Item b of t [B, C, T] as a bounded source read at `offset`: columns
+// outside [0, T) read as zeros (the convolution's padding, and the tail of
+// the last tile).
+RowSource Source(const torch::Tensor& t, int64_t b, int64_t offset) {
+  return {Row(t, b, 0), t.size(1), t.stride(1), offset, t.size(2)};
 }
 
 // dest[b] = bias[b] + A · sources(b) over columns [0, n) of every item,
@@ -83,10 +83,9 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
     const int64_t t_out = pad_left + t_in + pad_right - reach;
     // (x, weight, T_out, H): what trainer/flop_counter.cc reads.
     RECORD_FUNCTION("pianola::DilatedConv", std::vector<c10::IValue>({x, weight, t_out, h}));
-    // x with its padding and zeros as far as the last tile's taps read.
-    torch::Tensor x_pad = Padded(x, pad_left, RoundUp(t_out) + reach);
-    torch::Tensor hidden_pad = h > 0 ? Padded(hidden, 0, RoundUp(t_out))
-                                     : torch::empty({batch, 0, RoundUp(t_out)}, x.options());
+    // Read in place: the padding is the kernel's zeros outside x's columns.
+    const torch::Tensor x_in = TimeContiguous(x);
+    const torch::Tensor hidden_in = h > 0 ? TimeContiguous(hidden) : hidden;
     // [W_cond | W_0 | ... | W_{k-1}]: [2G, H + kR].
     std::vector<torch::Tensor> parts;
     if (h > 0) parts.push_back(cond_weight.reshape({g2, h}));
@@ -97,15 +96,13 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
     const torch::Tensor bias_c = bias.contiguous();
     Product(a, batch, [&](int64_t b) {
       std::vector<RowSource> sources;
-      if (h > 0) sources.push_back({Row(hidden_pad, b, 0), h, hidden_pad.size(2)});
-      for (int64_t j = 0; j < k; ++j) {
-        sources.push_back({Row(x_pad, b, 0) + j * dilation, r, x_pad.size(2)});
-      }
+      if (h > 0) sources.push_back(Source(hidden_in, b, 0));
+      for (int64_t j = 0; j < k; ++j) sources.push_back(Source(x_in, b, j * dilation - pad_left));
       return sources;
     }, bias_c, out, t_out);
-    ctx->save_for_backward({x_pad, hidden_pad, weight, cond_weight});
+    ctx->save_for_backward({x_in, hidden_in, weight, cond_weight});
     ctx->saved_data["pad_left"] = pad_left;
-    ctx->saved_data["t_in"] = t_in;
+    ctx->saved_data["h"] = h;
     ctx->saved_data["dilation"] = dilation;
     return out;
   }
@@ -113,26 +110,20 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     RECORD_FUNCTION("pianola::DilatedConvBackward", std::vector<c10::IValue>());
     const tensor_list saved = ctx->get_saved_variables();
-    const torch::Tensor& x_pad = saved[0];
-    const torch::Tensor& hidden_pad = saved[1];
+    const torch::Tensor& x = saved[0];
+    const torch::Tensor& hidden = saved[1];
     const torch::Tensor& weight = saved[2];
     const torch::Tensor& cond_weight = saved[3];
     const int64_t pad_left = ctx->saved_data["pad_left"].toInt();
-    const int64_t t_in = ctx->saved_data["t_in"].toInt();
     const int64_t dilation = ctx->saved_data["dilation"].toInt();
+    const int64_t h = ctx->saved_data["h"].toInt();
     const torch::Tensor grad = grads[0].contiguous();  // [B, 2G, T_out]
     const int64_t batch = grad.size(0), g2 = grad.size(1), t_out = grad.size(2);
-    const int64_t r = weight.size(1), k = weight.size(2);
-    const int64_t h = hidden_pad.size(1);
-    const int64_t reach = (k - 1) * dilation;
+    const int64_t r = weight.size(1), k = weight.size(2), t_in = x.size(2);
 
-    // The output gradient with `reach` zero columns before it and zeros
-    // after, as far as the input gradient's last tile reads.
-    const int64_t width = reach + std::max(RoundUp(t_out), pad_left + RoundUp(t_in));
-    torch::Tensor grad_pad = Padded(grad, reach, width);
-
-    // dx[:, t] = sum_j W_j^T grad[:, t + pad_left - j d] (not for an input
-    // without a gradient, such as the noise a parallel decoder embeds).
+    // dx[:, t] = sum_j W_j^T grad[:, t + pad_left - j d], zero outside the
+    // output's columns (not for an input without a gradient, such as the
+    // noise a parallel decoder embeds).
     torch::Tensor grad_x;
     if (ctx->needs_input_grad(0)) {
       const torch::Tensor w_t = weight.permute({1, 2, 0}).reshape({r, k * g2}).contiguous();
@@ -140,17 +131,21 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
       grad_x = torch::empty({batch, r, t_in}, grad.options());
       Product(a_t, batch, [&](int64_t b) {
         std::vector<RowSource> sources;
-        for (int64_t j = 0; j < k; ++j) {
-          sources.push_back({Row(grad_pad, b, 0) + reach + pad_left - j * dilation, g2, width});
-        }
+        for (int64_t j = 0; j < k; ++j) sources.push_back(Source(grad, b, pad_left - j * dilation));
         return sources;
       }, torch::Tensor(), grad_x, t_in);
     }
 
-    // dW_j[o][c] = sum_t grad[o, t] x_pad[c, t + j d]; stored [k][2G][R].
+    // dW_j[o][c] = sum_t grad[o, t] x[c, t + j d - pad_left], over the t
+    // where that column of x exists (the padding adds nothing); stored
+    // [k][2G][R].
     torch::Tensor grad_w = torch::zeros({k, g2, r}, grad.options());
     for (int64_t j = 0; j < k; ++j) {
-      Dots(Rows(grad_pad, g2, reach), Rows(x_pad, r, j * dilation), batch, t_out,
+      const int64_t shift = j * dilation - pad_left;
+      const int64_t first = std::max<int64_t>(0, -shift);
+      const int64_t last = std::min(t_out, t_in - shift);
+      if (last <= first) continue;
+      Dots(Rows(grad, g2, first), Rows(x, r, first + shift), batch, last - first,
            grad_w[j].data_ptr<float>(), r);
     }
     torch::Tensor grad_weight = grad_w.permute({1, 2, 0});  // [2G, R, k]
@@ -158,15 +153,13 @@ class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction
     torch::Tensor grad_cond_weight, grad_hidden;
     if (h > 0) {
       torch::Tensor gcw = torch::zeros({g2, h}, grad.options());
-      Dots(Rows(grad_pad, g2, reach), Rows(hidden_pad, h, 0), batch, t_out,
-           gcw.data_ptr<float>(), h);
+      Dots(Rows(grad, g2, 0), Rows(hidden, h, 0), batch, t_out, gcw.data_ptr<float>(), h);
       grad_cond_weight = gcw.view(cond_weight.sizes());
       const torch::Tensor cw_t = cond_weight.reshape({g2, h}).t().contiguous();
       const PanelMatrix a_h(cw_t.data_ptr<float>(), h, g2, g2);
       grad_hidden = torch::empty({batch, h, t_out}, grad.options());
-      Product(a_h, batch, [&](int64_t b) {
-        return std::vector<RowSource>{{Row(grad_pad, b, 0) + reach, g2, width}};
-      }, torch::Tensor(), grad_hidden, t_out);
+      Product(a_h, batch, [&](int64_t b) { return std::vector<RowSource>{Source(grad, b, 0)}; },
+              torch::Tensor(), grad_hidden, t_out);
     }
     torch::Tensor grad_bias = grad.sum(2);
     return {grad_x, grad_weight, grad_cond_weight, grad_hidden, grad_bias,
@@ -190,6 +183,10 @@ torch::Tensor DilatedConv(const torch::Tensor& x, int64_t pad_left, int64_t pad_
   TORCH_CHECK(x.dim() == 3 && weight.dim() == 3 && weight.size(1) == x.size(1) &&
                   bias.sizes() == torch::IntArrayRef({x.size(0), weight.size(0)}),
               "DilatedConv: x ", x.sizes(), ", weight ", weight.sizes(), ", bias ", bias.sizes());
+  const int64_t t_out = pad_left + x.size(2) + pad_right - (weight.size(2) - 1) * dilation;
+  TORCH_CHECK(!with_cond || (hidden.dim() == 3 && hidden.size(0) == x.size(0) &&
+                             hidden.size(2) == t_out),
+              "DilatedConv: hidden ", hidden.sizes(), " for ", t_out, " output steps");
   // Custom functions take defined tensors only: empty ones stand for none.
   const torch::Tensor none = torch::empty({0}, x.options());
   return DilatedConvFunction::apply(x, weight, with_cond ? cond_weight : none,

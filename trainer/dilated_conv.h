@@ -12,9 +12,11 @@
 //
 // Float on the CPU runs on trainer/gated_layer_kernel.h's products: the
 // forward is one product over the MIDI rows and one shifted view per tap of
-// a zero-margined copy of x; the input gradient is the same product with the
-// taps' transposed weights over shifted views of the output gradient; the
-// weight gradients are dot products over time (RowDots). mkldnn's conv1d
+// x, read in place (a view whose time steps are adjacent is not copied; the
+// kernel supplies the padding's zeros); the input gradient is the same
+// product with the taps' transposed weights over shifted views of the output
+// gradient; the weight gradients are dot products over time (RowDots) over
+// the steps where x has columns. mkldnn's conv1d
 // and its backward run WaveNet's shapes (48-64 channels, a few hundred to a
 // few thousand steps per item) at a fraction of the core's rate
 // (docs/perf.md). With one tap and no padding it is a 1x1 convolution:

@@ -31,7 +31,7 @@ PIANOLA_INLINE void Tile(const float* __restrict panel, const RowSource* sources
 #pragma GCC unroll 6
   for (int r = 0; r < kR; ++r) lo[r] = hi[r] = Vec{};
   for (size_t s = 0; s < n_sources; ++s) {
-    const float* b = sources[s].base + src_col;
+    const float* b = sources[s].base + sources[s].offset + src_col;
     const int64_t stride = sources[s].stride;
     for (int64_t k = sources[s].rows; k > 0; --k) {
       const Vec b0 = LoadVec8(b), b1 = LoadVec8(b + 8);
@@ -94,30 +94,61 @@ void Block(const GatedLayer& layer, int64_t first, int64_t columns, float* scrat
   }
 }
 
+// Copies columns [t, t + kTile) of the sources' rows into `staged` (one
+// [rows, kTile] block, rows in the sources' order): zeros where a bounded
+// source has no column.
+PIANOLA_INLINE void StageTile(const RowSource* sources, size_t n_sources, int64_t t,
+                              float* staged) {
+  for (size_t s = 0; s < n_sources; ++s) {
+    const RowSource& src = sources[s];
+    const int64_t col = src.offset + t;  // of the tile's first column
+    const float* in = src.base + col;
+    if (src.length < 0 || (col >= 0 && col + kTile <= src.length)) {
+      for (int64_t k = 0; k < src.rows; ++k, in += src.stride, staged += kTile) {
+        // The row's next tiles: one stream per row is more than the
+        // hardware prefetcher follows.
+        __builtin_prefetch(in + 2 * kTile);
+        StoreVec8(staged, LoadVec8(in));
+        StoreVec8(staged + 8, LoadVec8(in + 8));
+      }
+      continue;
+    }
+    const int64_t lo = std::clamp<int64_t>(-col, 0, kTile);
+    const int64_t hi = std::clamp<int64_t>(src.length - col, lo, kTile);
+    for (int64_t k = 0; k < src.rows; ++k, staged += kTile) {
+      const float* row = src.base + k * src.stride + col;
+      for (int64_t u = 0; u < kTile; ++u) staged[u] = u >= lo && u < hi ? row[u] : 0.0f;
+    }
+  }
+}
+
 PIANOLA_KERNEL_CLONES
 void ProductTiles(const PanelMatrix& a, const RowSource* sources, size_t n_sources,
                   const float* bias, float* const* dest, int64_t begin, int64_t end) {
   static const float kZeros[kR] = {};
-  const int64_t full_end = begin + (end - begin) / kTile * kTile;
-  // Blocks of columns, so the sources' columns a block reads stay in cache
-  // while every panel passes over them.
-  for (int64_t first = begin; first < end; first += kBlock) {
-    const int64_t block_end = std::min(first + kBlock, full_end);
-    const bool partial = first + kBlock >= end && full_end < end;
+  // Tile by tile: the sources' 16 columns copied into one contiguous block
+  // (in L1 while every panel of A passes over it: no strided reads or TLB
+  // misses in the micro-kernel), zeros supplied for bounded sources.
+  int64_t rows = 0;
+  for (size_t s = 0; s < n_sources; ++s) rows += sources[s].rows;
+  std::vector<float> staged(rows * kTile);
+  const RowSource block{staged.data(), rows, kTile};
+  for (int64_t t = begin; t < end; t += kTile) {
+    StageTile(sources, n_sources, t, staged.data());
+    const int64_t width = std::min(kTile, end - t);
     for (int64_t p = 0; p < a.panels(); ++p) {
-      const int rows = static_cast<int>(std::min<int64_t>(kR, a.rows() - p * kR));
+      const int panel_rows = static_cast<int>(std::min<int64_t>(kR, a.rows() - p * kR));
       const float* b = bias != nullptr ? bias + p * kR : kZeros;
-      for (int64_t t = first; t < block_end; t += kTile) {
-        Tile(a.panel(p), sources, n_sources, t, rows, b, nullptr, dest + p * kR, t);
+      if (width == kTile) {
+        Tile(a.panel(p), &block, 1, 0, panel_rows, b, nullptr, dest + p * kR, t);
+        continue;
       }
-      if (partial) {  // the last, partial tile, through a local one
-        float tile[kR][kTile];
-        float* tile_rows[kR];
-        for (int r = 0; r < kR; ++r) tile_rows[r] = tile[r];
-        Tile(a.panel(p), sources, n_sources, full_end, rows, b, nullptr, tile_rows, 0);
-        for (int r = 0; r < rows; ++r) {
-          std::copy(tile[r], tile[r] + (end - full_end), dest[p * kR + r] + full_end);
-        }
+      float tile[kR][kTile];  // the last, partial tile, through a local one
+      float* tile_rows[kR];
+      for (int r = 0; r < kR; ++r) tile_rows[r] = tile[r];
+      Tile(a.panel(p), &block, 1, 0, panel_rows, b, nullptr, tile_rows, 0);
+      for (int r = 0; r < panel_rows; ++r) {
+        std::copy(tile[r], tile[r] + width, dest[p * kR + r] + t);
       }
     }
   }

@@ -49,12 +49,17 @@ class PanelMatrix {
 };
 
 // `rows` rows of a product's right-hand side, `stride` floats apart: column t
-// of row k is base[k * stride + t]. A tap at offset o of a [C, T] buffer is
-// {buffer + o, C, T} (the buffer's margins supply the zero padding).
+// of row k is base[k * stride + offset + t]. Unbounded (length < 0), every
+// column a tile reads must be readable: a tap at offset o of a [C, T] buffer
+// with margins is {buffer + o, C, T} (the margins supply the zero padding).
+// Bounded, columns with offset + t outside [0, length) read as zeros and are
+// never touched: a tap of an unpadded [C, n] tensor is {x, C, stride, o, n}.
 struct RowSource {
   const float* base;
   int64_t rows;
   int64_t stride;
+  int64_t offset = 0;
+  int64_t length = -1;
 };
 
 struct GatedLayer {
@@ -86,9 +91,10 @@ void GatedLayerKernel(const GatedLayer& layer, int64_t begin, int64_t end, float
 // (trainer/dilated_gate.h):
 //
 // dest[r][t] = bias[r] (bias may be null: 0) + (A · sources)[r][t] for t in
-// [begin, end): begin a multiple of kGatedLayerTileColumns, end anywhere (the
-// sources are read up to the next multiple). dest must not overlap any
-// source.
+// [begin, end): begin a multiple of kGatedLayerTileColumns, end anywhere
+// (unbounded sources are read up to the next multiple). Each tile's columns
+// of the sources are first copied into one contiguous block, zeros where a
+// bounded source has none. dest must not overlap any source.
 void ShiftedProduct(const PanelMatrix& a, const std::vector<RowSource>& sources,
                     const float* bias, float* const* dest, int64_t begin, int64_t end);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -143,6 +144,67 @@ TEST(PanelMatrixTest, PanelsHoldColumnsOfRowsZeroPadded) {
     for (int64_t k = 0; k < 3; ++k) {
       const float want = r < 7 ? static_cast<float>(10 * r + k) : 0.0f;
       EXPECT_EQ(m.panel(r / h)[k * h + r % h], want) << r << " " << k;
+    }
+  }
+}
+
+// ShiftedProduct over bounded sources, each in a buffer of exactly its rows
+// (so a read outside them is an error under ASan): a 1x1 source, taps of
+// one unpadded buffer shifted left, right and past its end, and one
+// unbounded source with margins; column ranges that start at tile
+// boundaries and end off them. Columns outside a bounded source read as
+// zeros; columns outside [begin, end) of dest stay untouched.
+TEST(ShiftedProductTest, BoundedSourcesReadZerosOutsideTheirColumns) {
+  constexpr int64_t kRows = 13, kN = 150, kX = 7, kLen = 141, kH = 5, kMargin = 20;
+  constexpr int64_t kWidth = kMargin + kN + kMargin;
+  const int64_t shifts[] = {-37, 5, 146};
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  auto random = [&](int64_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = uniform(rng);
+    return v;
+  };
+  const std::vector<float> hidden = random(kH * kN), x = random(kX * kLen);
+  std::vector<float> margined = random(kX * kWidth);
+  for (int64_t c = 0; c < kX; ++c) {
+    std::fill_n(margined.begin() + c * kWidth, kMargin, 0.0f);
+    std::fill_n(margined.begin() + c * kWidth + kMargin + kN, kMargin, 0.0f);
+  }
+  const int64_t cols = kH + 4 * kX;
+  const std::vector<float> w = random(kRows * cols), bias = random(kRows);
+  const PanelMatrix a(w.data(), kRows, cols, cols);
+  std::vector<RowSource> sources = {{hidden.data(), kH, kN, 0, kN}};
+  for (int64_t shift : shifts) sources.push_back({x.data(), kX, kLen, shift, kLen});
+  sources.push_back({margined.data() + kMargin - 3, kX, kWidth});
+
+  // Column t of the stacked sources, from the definitions.
+  auto value = [&](int64_t k, int64_t t) -> double {
+    if (k < kH) return hidden[k * kN + t];
+    k -= kH;
+    const int64_t tap = k / kX, c = k % kX;
+    if (tap < 3) {
+      const int64_t col = t + shifts[tap];
+      return col >= 0 && col < kLen ? x[c * kLen + col] : 0.0;
+    }
+    return margined[c * kWidth + kMargin - 3 + t];
+  };
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, kN}, {16, 150}, {32, 97}, {0, 9},
+                            {144, 150}, {48, 64}}) {
+    std::vector<float> out(kRows * kN, -7.0f);
+    std::vector<float*> dest(kRows);
+    for (int64_t r = 0; r < kRows; ++r) dest[r] = out.data() + r * kN;
+    ShiftedProduct(a, sources, bias.data(), dest.data(), begin, end);
+    for (int64_t r = 0; r < kRows; ++r) {
+      for (int64_t t = 0; t < kN; ++t) {
+        if (t < begin || t >= end) {
+          ASSERT_EQ(out[r * kN + t], -7.0f) << r << " " << t;
+          continue;
+        }
+        double want = bias[r];
+        for (int64_t k = 0; k < cols; ++k) want += double{w[r * cols + k]} * value(k, t);
+        ASSERT_NEAR(out[r * kN + t], want, 1e-4) << begin << "-" << end << ": " << r << " " << t;
+      }
     }
   }
 }
