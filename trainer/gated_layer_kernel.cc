@@ -57,43 +57,6 @@ PIANOLA_INLINE void Tile(const float* __restrict panel, const RowSource* sources
   }
 }
 
-PIANOLA_KERNEL_CLONES
-void Block(const GatedLayer& layer, int64_t first, int64_t columns, float* scratch) {
-  const int64_t g2 = layer.pre->rows();
-  const int64_t g = g2 / 2;
-  float* pre = scratch;               // [2G, kBlock]
-  float* gated = scratch + g2 * kBlock;  // [G, kBlock]
-  float* rows_out[kR];
-
-  // a = pre_bias + Pre · sources, into the block's scratch.
-  for (int64_t p = 0; p < layer.pre->panels(); ++p) {
-    const int rows = static_cast<int>(std::min<int64_t>(kR, g2 - p * kR));
-    for (int r = 0; r < rows; ++r) rows_out[r] = pre + (p * kR + r) * kBlock;
-    for (int64_t t = 0; t < columns; t += kTile) {
-      Tile(layer.pre->panel(p), layer.sources.data(), layer.sources.size(), first + t, rows,
-           layer.pre_bias + p * kR, nullptr, rows_out, t);
-    }
-  }
-  // The gate: f rows then g rows, as one run when the block is full.
-  if (columns == kBlock) {
-    GateKernel(pre, pre + g * kBlock, g * kBlock, gated);
-  } else {
-    for (int64_t c = 0; c < g; ++c) {
-      GateKernel(pre + c * kBlock, pre + (g + c) * kBlock, columns, gated + c * kBlock);
-    }
-  }
-  // dest = init + out_bias + Out · gated.
-  const RowSource gate_rows{gated, g, kBlock};
-  const int64_t m = layer.out->rows();
-  for (int64_t p = 0; p < layer.out->panels(); ++p) {
-    const int rows = static_cast<int>(std::min<int64_t>(kR, m - p * kR));
-    for (int64_t t = 0; t < columns; t += kTile) {
-      Tile(layer.out->panel(p), &gate_rows, 1, t, rows, layer.out_bias + p * kR,
-           layer.init.data() + p * kR, layer.dest.data() + p * kR, first + t);
-    }
-  }
-}
-
 // Copies columns [t, t + kTile) of the sources' rows into `staged` (one
 // [rows, kTile] block, rows in the sources' order): zeros where a bounded
 // source has no column.
@@ -118,6 +81,49 @@ PIANOLA_INLINE void StageTile(const RowSource* sources, size_t n_sources, int64_
     for (int64_t k = 0; k < src.rows; ++k, staged += kTile) {
       const float* row = src.base + k * src.stride + col;
       for (int64_t u = 0; u < kTile; ++u) staged[u] = u >= lo && u < hi ? row[u] : 0.0f;
+    }
+  }
+}
+
+PIANOLA_KERNEL_CLONES
+void Block(const GatedLayer& layer, int64_t first, int64_t columns, float* scratch) {
+  const int64_t g2 = layer.pre->rows();
+  const int64_t g = g2 / 2;
+  float* pre = scratch;                  // [2G, kBlock]
+  float* gated = scratch + g2 * kBlock;  // [G, kBlock]
+  float* staged = gated + g * kBlock;    // [kBlock / kTile][source rows][kTile]
+  float* rows_out[kR];
+
+  // The block's columns of the sources, tile by tile, contiguous.
+  const int64_t source_rows = layer.pre->cols();
+  for (int64_t t = 0; t < columns; t += kTile) {
+    StageTile(layer.sources.data(), layer.sources.size(), first + t, staged + t * source_rows);
+  }
+  // a = pre_bias + Pre · sources, into the block's scratch.
+  for (int64_t p = 0; p < layer.pre->panels(); ++p) {
+    const int rows = static_cast<int>(std::min<int64_t>(kR, g2 - p * kR));
+    for (int r = 0; r < rows; ++r) rows_out[r] = pre + (p * kR + r) * kBlock;
+    for (int64_t t = 0; t < columns; t += kTile) {
+      const RowSource tile{staged + t * source_rows, source_rows, kTile};
+      Tile(layer.pre->panel(p), &tile, 1, 0, rows, layer.pre_bias + p * kR, nullptr, rows_out, t);
+    }
+  }
+  // The gate: f rows then g rows, as one run when the block is full.
+  if (columns == kBlock) {
+    GateKernel(pre, pre + g * kBlock, g * kBlock, gated);
+  } else {
+    for (int64_t c = 0; c < g; ++c) {
+      GateKernel(pre + c * kBlock, pre + (g + c) * kBlock, columns, gated + c * kBlock);
+    }
+  }
+  // dest = init + out_bias + Out · gated.
+  const RowSource gate_rows{gated, g, kBlock};
+  const int64_t m = layer.out->rows();
+  for (int64_t p = 0; p < layer.out->panels(); ++p) {
+    const int rows = static_cast<int>(std::min<int64_t>(kR, m - p * kR));
+    for (int64_t t = 0; t < columns; t += kTile) {
+      Tile(layer.out->panel(p), &gate_rows, 1, t, rows, layer.out_bias + p * kR,
+           layer.init.data() + p * kR, layer.dest.data() + p * kR, first + t);
     }
   }
 }
@@ -261,7 +267,9 @@ PanelMatrix::PanelMatrix(const float* a, int64_t rows, int64_t cols, int64_t row
   }
 }
 
-int64_t GatedLayerScratchFloats(int64_t gate_channels) { return 3 * gate_channels * kBlock; }
+int64_t GatedLayerScratchFloats(const GatedLayer& layer) {
+  return (3 * layer.pre->rows() / 2 + layer.pre->cols()) * kBlock;
+}
 
 void GatedLayerKernel(const GatedLayer& layer, int64_t begin, int64_t end, float* scratch) {
   for (int64_t first = begin; first < end; first += kBlock) {

@@ -10,13 +10,17 @@
 //
 // The sources are row ranges of [channels, time] buffers read at a column
 // offset, so a dilated convolution's taps are shifted views of one buffer
-// (no im2col copy) and the MIDI 1x1 convolution is one more source; the
-// output rows point anywhere (the residual stream's next buffer and the skip
-// sum, accumulated in place). The products run on a register-blocked
-// micro-kernel (kPanelRows rows x 16 columns), the gate is GateKernel's. Where
-// torch's GEMMs re-read and re-write the [2G, T] pre-activation per tap,
-// pack their shifted right-hand sides, and make one more pass for the gate,
-// each block of columns here stays in L1/L2 (docs/perf.md).
+// (no im2col of the whole input) and the MIDI 1x1 convolution is one more
+// source; the output rows point anywhere (the residual stream's next buffer
+// and the skip sum, accumulated in place). Each 16-column tile of the
+// sources is copied once into a contiguous block that every panel of Pre
+// then reads (one row per 64 bytes instead of one per page: strided rows
+// cost TLB misses and defeat the hardware prefetcher). The products run on
+// a register-blocked micro-kernel (kPanelRows rows x 16 columns), the gate is
+// GateKernel's. Where torch's GEMMs re-read and re-write the [2G, T]
+// pre-activation per tap, pack their shifted right-hand sides, and make one
+// more pass for the gate, each block of columns here stays in L1/L2
+// (docs/perf.md).
 //
 // Torch-free plain C++ (GCC vector extensions), compiled -O3 with an AVX2 +
 // FMA clone chosen at load time (kernel_clones.h). Thread-safe: callers give
@@ -79,8 +83,8 @@ struct GatedLayer {
 // multiples of it.
 inline constexpr int64_t kGatedLayerTileColumns = 16;
 
-// Floats of scratch one GatedLayerKernel call needs for `gate_channels`.
-int64_t GatedLayerScratchFloats(int64_t gate_channels);
+// Floats of scratch one GatedLayerKernel call on `layer` needs.
+int64_t GatedLayerScratchFloats(const GatedLayer& layer);
 
 // Computes columns [begin, end) of `layer` (both multiples of
 // kGatedLayerTileColumns), using `scratch` (GatedLayerScratchFloats floats,

@@ -99,12 +99,14 @@ TEST_F(GatedLayerKernelTest, EqualsTheLayerInDoubleInsideTheColumnRange) {
   const std::vector<float> skip_before = skip_;
   // 112 columns: one full block of 64 and a partial one of 48.
   const int64_t begin = 16, end = 128;
-  std::vector<float> scratch(GatedLayerScratchFloats(kG));
+  std::vector<float> scratch(GatedLayerScratchFloats(Layer()));
   GatedLayerKernel(Layer(), begin, end, scratch.data());
   for (int64_t t = 0; t < kColumns; ++t) {
     if (t < begin || t >= end) {
       for (int64_t c = 0; c < kR; ++c) EXPECT_EQ(next_[c * kColumns + t], -7.0f) << t;
-      for (int64_t c = 0; c < kS; ++c) EXPECT_EQ(skip_[c * kColumns + t], skip_before[c * kColumns + t]);
+      for (int64_t c = 0; c < kS; ++c) {
+        EXPECT_EQ(skip_[c * kColumns + t], skip_before[c * kColumns + t]);
+      }
       continue;
     }
     const std::vector<double> want = Reference(t, skip_before);
@@ -119,7 +121,7 @@ TEST_F(GatedLayerKernelTest, EqualsTheLayerInDoubleInsideTheColumnRange) {
 // same bits as one call (each tile's sums run in the same order).
 TEST_F(GatedLayerKernelTest, ColumnSplitsGiveIdenticalResults) {
   const std::vector<float> skip_before = skip_;
-  std::vector<float> scratch(GatedLayerScratchFloats(kG));
+  std::vector<float> scratch(GatedLayerScratchFloats(Layer()));
   GatedLayerKernel(Layer(), 0, kColumns, scratch.data());
   const std::vector<float> next_once = next_, skip_once = skip_;
   skip_ = skip_before;

@@ -490,7 +490,7 @@ torch::Tensor WaveNetImpl::SkipSumCpu(const torch::Tensor& x0, const torch::Tens
         layer.dest.push_back(skip_rows + c * padded);
       }
       at::parallel_for(0, padded / tile, 4, [&](int64_t begin, int64_t end) {
-        std::vector<float> scratch(GatedLayerScratchFloats(g));
+        std::vector<float> scratch(GatedLayerScratchFloats(layer));
         GatedLayerKernel(layer, begin * tile, end * tile, scratch.data());
       });
       if (!last && padded > steps) {
