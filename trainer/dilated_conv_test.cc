@@ -1,10 +1,9 @@
 #include "trainer/dilated_conv.h"
 
-#include <tuple>
-
 #include <torch/torch.h>
 
 #include "gtest/gtest.h"
+#include "trainer/intra_op_threads_for_test.h"
 
 namespace pianola {
 namespace {
@@ -120,19 +119,9 @@ TEST(DilatedConvTest, SameValuesForAnyThreadCount) {
   torch::Tensor cond_weight = torch::randn({24, 6, 1});
   torch::Tensor hidden = torch::randn({2, 6, 300});
   torch::Tensor bias = torch::randn({2, 24});
-  auto run = [&](int threads) {
-    const int before = torch::get_num_threads();
-    torch::set_num_threads(threads);
-    torch::Tensor w = weight.clone().requires_grad_();
-    torch::Tensor out = DilatedConv(x, 4, 4, 4, w, cond_weight, hidden, bias);
-    out.pow(2).sum().backward();
-    torch::set_num_threads(before);
-    return std::make_tuple(out.detach(), w.grad());
-  };
-  const auto [out1, grad1] = run(1);
-  const auto [out2, grad2] = run(2);
-  EXPECT_TRUE(torch::equal(out1, out2));
-  EXPECT_TRUE(torch::equal(grad1, grad2));
+  ExpectSameBitsOnOneAndTwoThreads(weight, [&](const torch::Tensor& w) {
+    return DilatedConv(x, 4, 4, 4, w, cond_weight, hidden, bias);
+  });
 }
 
 }  // namespace

@@ -65,6 +65,18 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
                     weight.size(0) * (weight.size(1) * weight.size(2) + in[3].toInt());
     return nullptr;
   }
+  if (std::strcmp(name, "pianola::FoldedFeatures") == 0) {
+    // (cond [B, C, T], filters [M, 1, F]): M filters of F taps per block of
+    // every channel, the partial last block included
+    // (trainer/folded_features.cc).
+    if (in.size() < 2 || !in[0].isTensor() || !in[1].isTensor()) return nullptr;
+    const at::Tensor& cond = in[0].toTensor();
+    const at::Tensor& filters = in[1].toTensor();
+    const int64_t f = filters.size(2), steps = (cond.size(2) + f - 1) / f;
+    *active_sink += 2.0 * static_cast<double>(cond.size(0)) * cond.size(1) * filters.size(0) *
+                    steps * f;
+    return nullptr;
+  }
   if (std::strcmp(name, "aten::mm") == 0 || std::strcmp(name, "aten::bmm") == 0) {
     if (in.size() >= 2) *active_sink += MatmulFlops(in[0], in[1]);
   } else if (std::strcmp(name, "aten::addmm") == 0 || std::strcmp(name, "aten::baddbmm") == 0) {

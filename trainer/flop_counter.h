@@ -4,8 +4,10 @@
 // Counts the floating-point operations of the matrix-shaped ATen ops that the
 // current thread runs while a FlopCounter is alive: convolutions
 // (aten::convolution, any dimensionality, groups, transposed), mm, addmm,
-// bmm and baddbmm, and the training layer's pianola::DilatedConv
-// (trainer/dilated_conv.h), at 2 FLOPs per multiply-add (the convention of
+// bmm and baddbmm, the training layer's pianola::DilatedConv
+// (trainer/dilated_conv.h) and the MIDI filter bank's
+// pianola::FoldedFeatures (trainer/folded_features.h), at 2 FLOPs per
+// multiply-add (the convention of
 // torch.utils.flop_counter and of "model FLOPs utilization"). Composite ops
 // (conv1d, linear, matmul) are counted through the ops they call, once.
 // Elementwise ops, reductions and FFTs are not counted: for a WaveNet they are

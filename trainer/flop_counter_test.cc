@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "trainer/dilated_conv.h"
+#include "trainer/folded_features.h"
 
 namespace pianola {
 namespace {
@@ -51,6 +52,15 @@ TEST(FlopCounterTest, CountsTheFusedDilatedConv) {
   const double before = counter.flops();
   (void)DilatedConv(x, 2, 0, 2, weight, torch::Tensor(), torch::Tensor(), bias);
   EXPECT_DOUBLE_EQ(counter.flops() - before, 2.0 * 2 * 4 * 10 * (3 * 2));
+}
+
+// The folded decoder's MIDI filter bank (trainer/folded_features.h): M
+// filters of F taps per block, the zero-padded last block included.
+TEST(FlopCounterTest, CountsTheFoldedFeatures) {
+  FlopCounter counter;
+  // [2, 3, 40] in blocks of 16: 3 blocks per channel, 2 filters.
+  (void)FoldedFeatures(torch::randn({2, 3, 40}), torch::randn({2, 1, 16}).requires_grad_());
+  EXPECT_DOUBLE_EQ(counter.flops(), 2.0 * 2 * 3 * 2 * 3 * 16);
 }
 
 TEST(FlopCounterTest, CountsOnlyItsThreadAndOnlyWhileAlive) {

@@ -9,8 +9,8 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
-#include "trainer/block_filter_kernel.h"
 #include "trainer/dilated_conv.h"
+#include "trainer/folded_features.h"
 #include "trainer/gated_activation.h"
 #include "trainer/gated_layer_kernel.h"
 #include "trainer/mulaw.h"
@@ -66,34 +66,6 @@ torch::Tensor Pointwise(nn::Conv1d conv, const torch::Tensor& x) {
   }
   torch::Tensor out = torch::matmul(w.squeeze(-1), x);
   if (conv->options.bias()) out.add_(conv->bias.view({1, -1, 1}));
-  return out;
-}
-
-// The strided per-channel conv of ConditioningHidden without autograd on the
-// CPU: features [B, C, T] (float, time contiguous: a chunk's narrowed view
-// is read in place) and filters [M, 1, F] ->
-// [B, C * M, T'] through BlockFilterKernel, the partial last block
-// zero-padded.
-torch::Tensor FoldedFeaturesCpu(const torch::Tensor& cond, const torch::Tensor& filters,
-                                int64_t m, int64_t f) {
-  const int64_t channels = cond.size(1), t = cond.size(2);
-  const int64_t full = t / f, steps = (t + f - 1) / f;
-  torch::Tensor out = torch::empty({cond.size(0), channels * m, steps}, cond.options());
-  const float* w = filters.data_ptr<float>();
-  float* y = out.data_ptr<float>();
-  at::parallel_for(0, cond.size(0) * channels, 16, [&](int64_t begin, int64_t end) {
-    std::vector<float> tail(f);
-    for (int64_t row = begin; row < end; ++row) {
-      const float* x =
-          cond.const_data_ptr<float>() + row / channels * cond.stride(0) + row % channels * cond.stride(1);
-      BlockFilterKernel(x, full, f, w, m, y + row * m * steps, steps);
-      if (steps > full) {
-        std::fill(tail.begin(), tail.end(), 0.0f);
-        std::copy(x + full * f, x + t, tail.begin());
-        BlockFilterKernel(tail.data(), 1, f, w, m, y + row * m * steps + full, steps);
-      }
-    }
-  });
   return out;
 }
 
@@ -184,19 +156,16 @@ torch::Tensor WaveNetImpl::ConditioningHidden(const torch::Tensor& cond) {
   if (cond_hidden_.is_empty()) return cond;
   const int64_t f = fold();
   if (f == 1) return Pointwise(cond_hidden_, cond);
-  // The strided conv as one batched matmul: filters [M, F] times each
-  // channel's blocks [F, T'] gives [B * C, M, T'], already in the (c, m)
-  // channel order of [B, C * M, T'], with no copy of the features. (An
-  // explicit bmm: matmul would fold this into one [B*C*T', F] x [F, M]
+  if (FoldedFeaturesApplies(cond, cond_fold_->weight)) {
+    return Pointwise(cond_hidden_, FoldedFeatures(cond, cond_fold_->weight));
+  }
+  // Elsewhere the strided conv as one batched matmul: filters [M, F] times
+  // each channel's blocks [F, T'] gives [B * C, M, T'], already in the
+  // (c, m) channel order of [B, C * M, T'], with no copy of the features.
+  // (An explicit bmm: matmul would fold this into one [B*C*T', F] x [F, M]
   // product and copy its transposed result; torch's strided conv1d is ~10x
   // slower on these shapes.)
   const int64_t m = config_.cond_fold_filters;
-  if (!torch::GradMode::is_enabled() && cond.is_cpu() && cond.scalar_type() == torch::kFloat &&
-      cond_fold_->weight.scalar_type() == torch::kFloat && f % 8 == 0 &&
-      !at::autocast::is_autocast_enabled(at::kCPU)) {
-    return Pointwise(cond_hidden_, FoldedFeaturesCpu(cond.stride(2) == 1 ? cond : cond.contiguous(),
-                                                     cond_fold_->weight.contiguous(), m, f));
-  }
   torch::Tensor blocks = Blocks(cond, f);  // [B * C, T', F]
   torch::Tensor filters = cond_fold_->weight.view({1, m, f}).to(blocks.scalar_type());
   torch::Tensor folded =
