@@ -20,29 +20,27 @@ constexpr int64_t kBlock = 64;
 using Vec = Vec8;
 static_assert(kTile == 2 * sizeof(Vec) / sizeof(float));
 
-// One tile: rows [0, rows) of a panel times 16 columns of the sources,
-// starting at column src_col of each source row; written to dest[r] +
-// dst_col (plus init[r] + dst_col where init and init[r] are not null) with
-// bias[r]. 2 x kR accumulators stay in registers through the whole product.
-PIANOLA_INLINE void Tile(const float* __restrict panel, const RowSource* sources,
-                         size_t n_sources, int64_t src_col, int rows, const float* bias,
+// One tile: rows [0, rows) of a panel times 16 columns of a [depth, 16]
+// block (`depth` rows, `stride` floats apart: a staged tile or the gate's
+// rows, read from column src_col); written to dest[r] + dst_col (plus
+// init[r] + dst_col where init and init[r] are not null) with bias[r]. 2 x kR
+// accumulators stay in registers through the whole product.
+PIANOLA_INLINE void Tile(const float* __restrict panel, const float* b, int64_t depth,
+                         int64_t stride, int64_t src_col, int rows, const float* bias,
                          const float* const* init, float* const* dest, int64_t dst_col) {
   Vec lo[kR], hi[kR];
 #pragma GCC unroll 6
   for (int r = 0; r < kR; ++r) lo[r] = hi[r] = Vec{};
-  for (size_t s = 0; s < n_sources; ++s) {
-    const float* b = sources[s].base + sources[s].offset + src_col;
-    const int64_t stride = sources[s].stride;
-    for (int64_t k = sources[s].rows; k > 0; --k) {
-      const Vec b0 = LoadVec8(b), b1 = LoadVec8(b + 8);
+  b += src_col;
+  for (int64_t k = depth; k > 0; --k) {
+    const Vec b0 = LoadVec8(b), b1 = LoadVec8(b + 8);
 #pragma GCC unroll 6
-      for (int r = 0; r < kR; ++r) {
-        lo[r] += panel[r] * b0;
-        hi[r] += panel[r] * b1;
-      }
-      panel += kR;
-      b += stride;
+    for (int r = 0; r < kR; ++r) {
+      lo[r] += panel[r] * b0;
+      hi[r] += panel[r] * b1;
     }
+    panel += kR;
+    b += stride;
   }
 #pragma GCC unroll 6
   for (int r = 0; r < kR; ++r) {
@@ -104,8 +102,8 @@ void Block(const GatedLayer& layer, int64_t first, int64_t columns, float* scrat
     const int rows = static_cast<int>(std::min<int64_t>(kR, g2 - p * kR));
     for (int r = 0; r < rows; ++r) rows_out[r] = pre + (p * kR + r) * kBlock;
     for (int64_t t = 0; t < columns; t += kTile) {
-      const RowSource tile{staged + t * source_rows, source_rows, kTile};
-      Tile(layer.pre->panel(p), &tile, 1, 0, rows, layer.pre_bias + p * kR, nullptr, rows_out, t);
+      Tile(layer.pre->panel(p), staged + t * source_rows, source_rows, kTile, 0, rows,
+           layer.pre_bias + p * kR, nullptr, rows_out, t);
     }
   }
   // The gate: f rows then g rows, as one run when the block is full.
@@ -117,12 +115,11 @@ void Block(const GatedLayer& layer, int64_t first, int64_t columns, float* scrat
     }
   }
   // dest = init + out_bias + Out · gated.
-  const RowSource gate_rows{gated, g, kBlock};
   const int64_t m = layer.out->rows();
   for (int64_t p = 0; p < layer.out->panels(); ++p) {
     const int rows = static_cast<int>(std::min<int64_t>(kR, m - p * kR));
     for (int64_t t = 0; t < columns; t += kTile) {
-      Tile(layer.out->panel(p), &gate_rows, 1, t, rows, layer.out_bias + p * kR,
+      Tile(layer.out->panel(p), gated, g, kBlock, t, rows, layer.out_bias + p * kR,
            layer.init.data() + p * kR, layer.dest.data() + p * kR, first + t);
     }
   }
@@ -138,7 +135,6 @@ void ProductTiles(const PanelMatrix& a, const RowSource* sources, size_t n_sourc
   int64_t rows = 0;
   for (size_t s = 0; s < n_sources; ++s) rows += sources[s].rows;
   std::vector<float> staged(rows * kTile);
-  const RowSource block{staged.data(), rows, kTile};
   for (int64_t t = begin; t < end; t += kTile) {
     StageTile(sources, n_sources, t, staged.data());
     const int64_t width = std::min(kTile, end - t);
@@ -146,13 +142,13 @@ void ProductTiles(const PanelMatrix& a, const RowSource* sources, size_t n_sourc
       const int panel_rows = static_cast<int>(std::min<int64_t>(kR, a.rows() - p * kR));
       const float* b = bias != nullptr ? bias + p * kR : kZeros;
       if (width == kTile) {
-        Tile(a.panel(p), &block, 1, 0, panel_rows, b, nullptr, dest + p * kR, t);
+        Tile(a.panel(p), staged.data(), rows, kTile, 0, panel_rows, b, nullptr, dest + p * kR, t);
         continue;
       }
       float tile[kR][kTile];  // the last, partial tile, through a local one
       float* tile_rows[kR];
       for (int r = 0; r < kR; ++r) tile_rows[r] = tile[r];
-      Tile(a.panel(p), &block, 1, 0, panel_rows, b, nullptr, tile_rows, 0);
+      Tile(a.panel(p), staged.data(), rows, kTile, 0, panel_rows, b, nullptr, tile_rows, 0);
       for (int r = 0; r < panel_rows; ++r) {
         std::copy(tile[r], tile[r] + width, dest[p * kR + r] + t);
       }
