@@ -28,25 +28,35 @@ const float* Channel(const torch::Tensor& cond, int64_t row) {
          row % channels * cond.stride(1);
 }
 
+// kernel(blocks, first_block, samples) over one channel's t samples in
+// blocks of f: its whole blocks in place, then the partial last block (if
+// any) through `tail`, zero-padded to f.
+template <typename Kernel>
+void OverBlocks(const float* x, int64_t t, int64_t f, std::vector<float>& tail, Kernel kernel) {
+  const int64_t full = t / f;
+  kernel(full, 0, x);
+  if (full * f == t) return;
+  std::fill(tail.begin(), tail.end(), 0.0f);
+  std::copy(x + full * f, x + t, tail.begin());
+  kernel(1, full, tail.data());
+}
+
 torch::Tensor Forward(const torch::Tensor& cond, const torch::Tensor& filters) {
   // (cond, filters): what trainer/flop_counter.cc reads.
   RECORD_FUNCTION("pianola::FoldedFeatures", std::vector<c10::IValue>({cond, filters}));
   const int64_t channels = cond.size(1), t = cond.size(2);
   const int64_t m = filters.size(0), f = filters.size(2);
-  const int64_t full = t / f, steps = (t + f - 1) / f;
+  const int64_t steps = (t + f - 1) / f;
   torch::Tensor out = torch::empty({cond.size(0), channels * m, steps}, cond.options());
   const float* w = filters.const_data_ptr<float>();
   float* y = out.data_ptr<float>();
   at::parallel_for(0, cond.size(0) * channels, kChannelGroup, [&](int64_t begin, int64_t end) {
     std::vector<float> tail(f);
     for (int64_t row = begin; row < end; ++row) {
-      const float* x = Channel(cond, row);
-      BlockFilterKernel(x, full, f, w, m, y + row * m * steps, steps);
-      if (steps > full) {
-        std::fill(tail.begin(), tail.end(), 0.0f);
-        std::copy(x + full * f, x + t, tail.begin());
-        BlockFilterKernel(tail.data(), 1, f, w, m, y + row * m * steps + full, steps);
-      }
+      OverBlocks(Channel(cond, row), t, f, tail,
+                 [&](int64_t blocks, int64_t first, const float* x) {
+                   BlockFilterKernel(x, blocks, f, w, m, y + row * m * steps + first, steps);
+                 });
     }
   });
   return out;
@@ -68,7 +78,7 @@ class FoldedFeaturesFunction : public torch::autograd::Function<FoldedFeaturesFu
     const int64_t m = ctx->saved_data["m"].toInt(), f = ctx->saved_data["f"].toInt();
     const torch::Tensor grad = grads[0].contiguous();  // [B, C * M, T']
     const int64_t rows = cond.size(0) * cond.size(1), t = cond.size(2);
-    const int64_t full = t / f, steps = grad.size(2);
+    const int64_t steps = grad.size(2);
     const int64_t groups = (rows + kChannelGroup - 1) / kChannelGroup;
     std::vector<float> partial(groups * m * f, 0.0f);
     const float* g = grad.const_data_ptr<float>();
@@ -78,13 +88,11 @@ class FoldedFeaturesFunction : public torch::autograd::Function<FoldedFeaturesFu
         float* sum = partial.data() + group * m * f;
         for (int64_t row = group * kChannelGroup;
              row < std::min(rows, (group + 1) * kChannelGroup); ++row) {
-          const float* x = Channel(cond, row);
-          BlockFilterGradKernel(x, full, f, g + row * m * steps, m, steps, sum);
-          if (steps > full) {
-            std::fill(tail.begin(), tail.end(), 0.0f);
-            std::copy(x + full * f, x + t, tail.begin());
-            BlockFilterGradKernel(tail.data(), 1, f, g + row * m * steps + full, m, steps, sum);
-          }
+          OverBlocks(Channel(cond, row), t, f, tail,
+                     [&](int64_t blocks, int64_t first, const float* x) {
+                       BlockFilterGradKernel(x, blocks, f, g + row * m * steps + first, m, steps,
+                                             sum);
+                     });
         }
       }
     });
