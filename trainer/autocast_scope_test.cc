@@ -29,6 +29,17 @@ TEST(AutocastScopeTest, SetsBf16CudaAutocastAndRestoresTheOuterState) {
   EXPECT_TRUE(at::autocast::is_autocast_cache_enabled());
 }
 
+TEST(AutocastScopeTest, CpuScopeSetsCpuAutocastAlone) {
+  ASSERT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  {
+    AutocastScope scope(true, /*cache_enabled=*/true, at::kCPU);
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCPU));
+    EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCPU), at::kBFloat16);
+    EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCUDA));
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+}
+
 TEST(AutocastScopeTest, DisabledScopeChangesNothing) {
   {
     AutocastScope scope(false, /*cache_enabled=*/false);
