@@ -64,7 +64,7 @@ PIANOLA_INLINE void StageTile(const RowSource* sources, size_t n_sources, int64_
     const RowSource& src = sources[s];
     const int64_t col = src.offset + t;  // of the tile's first column
     const float* in = src.base + col;
-    if (src.length < 0 || (col >= 0 && col + kTile <= src.length)) {
+    if (col >= 0 && col + kTile <= src.length) {
       for (int64_t k = 0; k < src.rows; ++k, in += src.stride, staged += kTile) {
         // The row's next tiles: one stream per row is more than the
         // hardware prefetcher follows.

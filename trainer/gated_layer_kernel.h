@@ -52,18 +52,17 @@ class PanelMatrix {
   std::vector<float> data_;
 };
 
-// `rows` rows of a product's right-hand side, `stride` floats apart: column t
-// of row k is base[k * stride + offset + t]. Unbounded (length < 0), every
-// column a tile reads must be readable: a tap at offset o of a [C, T] buffer
-// with margins is {buffer + o, C, T} (the margins supply the zero padding).
-// Bounded, columns with offset + t outside [0, length) read as zeros and are
-// never touched: a tap of an unpadded [C, n] tensor is {x, C, stride, o, n}.
+// `rows` rows of a product's right-hand side, `stride` floats apart, read at
+// a column offset into `length` columns: column t of row k is
+// base[k * stride + offset + t] when 0 <= offset + t < length, and zero
+// otherwise (those addresses are never touched). A tap at offset o of a
+// [C, n] buffer is {x, C, stride, o, n}: its zero padding comes free.
 struct RowSource {
   const float* base;
   int64_t rows;
   int64_t stride;
-  int64_t offset = 0;
-  int64_t length = -1;
+  int64_t offset;
+  int64_t length;
 };
 
 struct GatedLayer {

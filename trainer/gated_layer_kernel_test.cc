@@ -14,12 +14,12 @@ namespace {
 
 // A WaveNet-like layer with every size off the kernel's blocking: gate rows
 // not a multiple of the panel height, three sources (a 1x1 "MIDI" source and
-// two taps of one padded buffer at offsets -3 and +5), and output rows split
-// between an out-of-place destination and an in-place accumulation.
+// two taps of one buffer at offsets -3 and +5, reading zeros past its ends),
+// and output rows split between an out-of-place destination and an in-place
+// accumulation.
 class GatedLayerKernelTest : public ::testing::Test {
  protected:
   static constexpr int64_t kG = 7, kH = 5, kR = 9, kS = 4, kColumns = 160;
-  static constexpr int64_t kMargin = 8, kWidth = kMargin + kColumns + kMargin;
   static constexpr int64_t kLeft = -3, kRight = 5;
 
   void SetUp() override {
@@ -30,13 +30,7 @@ class GatedLayerKernelTest : public ::testing::Test {
       for (float& x : v) x = normal(rng);
     };
     fill(hidden_, kH * kColumns);
-    fill(stream_, kR * kWidth);
-    for (int64_t c = 0; c < kR; ++c) {  // zero margins, as the decoder keeps them
-      for (int64_t t = 0; t < kMargin; ++t) {
-        stream_[c * kWidth + t] = 0;
-        stream_[c * kWidth + kMargin + kColumns + t] = 0;
-      }
-    }
+    fill(stream_, kR * kColumns);
     fill(pre_w_, 2 * kG * (kH + 2 * kR));
     fill(pre_bias_, 2 * kG);
     fill(out_w_, (kR + kS) * kG);
@@ -50,11 +44,11 @@ class GatedLayerKernelTest : public ::testing::Test {
   GatedLayer Layer() {
     GatedLayer layer{.pre = &pre_, .pre_bias = pre_bias_.data(), .out = &out_,
                      .out_bias = out_bias_.data()};
-    layer.sources = {{hidden_.data(), kH, kColumns},
-                     {stream_.data() + kMargin + kLeft, kR, kWidth},
-                     {stream_.data() + kMargin + kRight, kR, kWidth}};
+    layer.sources = {{hidden_.data(), kH, kColumns, 0, kColumns},
+                     {stream_.data(), kR, kColumns, kLeft, kColumns},
+                     {stream_.data(), kR, kColumns, kRight, kColumns}};
     for (int64_t c = 0; c < kR; ++c) {
-      layer.init.push_back(stream_.data() + c * kWidth + kMargin);
+      layer.init.push_back(stream_.data() + c * kColumns);
       layer.dest.push_back(next_.data() + c * kColumns);
     }
     for (int64_t c = 0; c < kS; ++c) {
@@ -62,6 +56,11 @@ class GatedLayerKernelTest : public ::testing::Test {
       layer.dest.push_back(skip_.data() + c * kColumns);
     }
     return layer;
+  }
+
+  // Row c of the stream at column t, zero outside it (the padding).
+  double Stream(int64_t c, int64_t t) const {
+    return t >= 0 && t < kColumns ? stream_[c * kColumns + t] : 0.0;
   }
 
   // The layer in double, straight from the definitions, for column t:
@@ -73,8 +72,8 @@ class GatedLayerKernelTest : public ::testing::Test {
       double sum = pre_bias_[row];
       for (int64_t k = 0; k < kH; ++k) sum += double{w[k]} * hidden_[k * kColumns + t];
       for (int64_t k = 0; k < kR; ++k) {
-        sum += double{w[kH + k]} * stream_[k * kWidth + kMargin + t + kLeft];
-        sum += double{w[kH + kR + k]} * stream_[k * kWidth + kMargin + t + kRight];
+        sum += double{w[kH + k]} * Stream(k, t + kLeft);
+        sum += double{w[kH + kR + k]} * Stream(k, t + kRight);
       }
       a[row] = sum;
     }
@@ -84,7 +83,7 @@ class GatedLayerKernelTest : public ::testing::Test {
     for (int64_t row = 0; row < kR + kS; ++row) {
       double sum = out_bias_[row];
       for (int64_t c = 0; c < kG; ++c) sum += double{out_w_[row * kG + c]} * gated[c];
-      sum += row < kR ? double{stream_[row * kWidth + kMargin + t]}
+      sum += row < kR ? Stream(row, t)
                       : double{skip_before[(row - kR) * kColumns + t]};
       out[row] = sum;
     }
@@ -152,13 +151,13 @@ TEST(PanelMatrixTest, PanelsHoldColumnsOfRowsZeroPadded) {
 
 // ShiftedProduct over bounded sources, each in a buffer of exactly its rows
 // (so a read outside them is an error under ASan): a 1x1 source, taps of
-// one unpadded buffer shifted left, right and past its end, and one
-// unbounded source with margins; column ranges that start at tile
-// boundaries and end off them. Columns outside a bounded source read as
+// one unpadded buffer shifted left, right and past its end, and a tap of a
+// narrower view of it (rows longer than the source's columns); column ranges
+// that start at tile boundaries and end off them. Columns outside a bounded source read as
 // zeros; columns outside [begin, end) of dest stay untouched.
 TEST(ShiftedProductTest, BoundedSourcesReadZerosOutsideTheirColumns) {
-  constexpr int64_t kRows = 13, kN = 150, kX = 7, kLen = 141, kH = 5, kMargin = 20;
-  constexpr int64_t kWidth = kMargin + kN + kMargin;
+  constexpr int64_t kRows = 13, kN = 150, kX = 7, kLen = 141, kH = 5;
+  constexpr int64_t kViewStart = 2, kViewLen = 100, kViewShift = -3;
   const int64_t shifts[] = {-37, 5, 146};
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
@@ -168,17 +167,12 @@ TEST(ShiftedProductTest, BoundedSourcesReadZerosOutsideTheirColumns) {
     return v;
   };
   const std::vector<float> hidden = random(kH * kN), x = random(kX * kLen);
-  std::vector<float> margined = random(kX * kWidth);
-  for (int64_t c = 0; c < kX; ++c) {
-    std::fill_n(margined.begin() + c * kWidth, kMargin, 0.0f);
-    std::fill_n(margined.begin() + c * kWidth + kMargin + kN, kMargin, 0.0f);
-  }
   const int64_t cols = kH + 4 * kX;
   const std::vector<float> w = random(kRows * cols), bias = random(kRows);
   const PanelMatrix a(w.data(), kRows, cols, cols);
   std::vector<RowSource> sources = {{hidden.data(), kH, kN, 0, kN}};
   for (int64_t shift : shifts) sources.push_back({x.data(), kX, kLen, shift, kLen});
-  sources.push_back({margined.data() + kMargin - 3, kX, kWidth});
+  sources.push_back({x.data() + kViewStart, kX, kLen, kViewShift, kViewLen});
 
   // Column t of the stacked sources, from the definitions.
   auto value = [&](int64_t k, int64_t t) -> double {
@@ -189,7 +183,8 @@ TEST(ShiftedProductTest, BoundedSourcesReadZerosOutsideTheirColumns) {
       const int64_t col = t + shifts[tap];
       return col >= 0 && col < kLen ? x[c * kLen + col] : 0.0;
     }
-    return margined[c * kWidth + kMargin - 3 + t];
+    const int64_t col = t + kViewShift;
+    return col >= 0 && col < kViewLen ? x[c * kLen + kViewStart + col] : 0.0;
   };
   for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, kN}, {16, 150}, {32, 97}, {0, 9},
                             {144, 150}, {48, 64}}) {

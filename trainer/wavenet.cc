@@ -383,11 +383,12 @@ torch::Tensor WaveNetImpl::SkipSum(const torch::Tensor& x0, const torch::Tensor&
 // The same layers through GatedLayerKernel, one fused pass over blocks of
 // columns per layer. Each batch item keeps the residual stream in two
 // buffers (read one, write the other: a block's taps read columns that
-// neighbouring blocks of the same layer overwrite) with zero margins as wide
-// as the widest tap's reach, so every tap is a plain shifted source; the
-// steps are padded to whole tiles, and the padding columns of the stream are
-// re-zeroed after each layer (they are the next layer's right padding).
-torch::Tensor WaveNetImpl::SkipSumCpu(const torch::Tensor& x0, const torch::Tensor& hidden,
+// neighbouring blocks of the same layer overwrite). Every tap is a bounded
+// source (columns before the first step or past the last read as zeros: the
+// convolution's padding), the MIDI hidden rows are read in place. The kernel
+// works on whole tiles, so the buffers are padded to them; the padding
+// columns are written, never read, and cut off at the end.
+torch::Tensor WaveNetImpl::SkipSumCpu(const torch::Tensor& x0, const torch::Tensor& hidden_in,
                                       const torch::Tensor& global) {
   const int64_t g = config_.gate_channels;
   const int64_t g2 = 2 * g;
@@ -397,20 +398,13 @@ torch::Tensor WaveNetImpl::SkipSumCpu(const torch::Tensor& x0, const torch::Tens
   const bool causal = autoregressive();
   const int layers = num_layers();
   const int64_t batch = x0.size(0), steps = x0.size(2);
+  const torch::Tensor hidden = hidden_in.defined() ? hidden_in.contiguous() : hidden_in;
   const int64_t h = hidden.defined() ? hidden.size(1) : 0;
   const int64_t tile = kGatedLayerTileColumns;
   const int64_t padded = (steps + tile - 1) / tile * tile;
-  int64_t margin_left = 0, margin_right = 0;
-  for (int i = 0; i < layers; ++i) {
-    margin_left = std::max<int64_t>(margin_left, (causal ? k - 1 : (k - 1) / 2) * dilation(i));
-    margin_right = std::max<int64_t>(margin_right, (causal ? 0 : (k - 1) / 2) * dilation(i));
-  }
-  const int64_t width = margin_left + padded + margin_right;
   torch::TensorOptions options = x0.options();
-  torch::Tensor stream = torch::zeros({batch, 2, r, width}, options);
-  stream.select(1, 0).narrow(2, margin_left, steps).copy_(x0);
-  torch::Tensor hidden_padded = torch::zeros({batch, h, padded}, options);
-  if (h > 0) hidden_padded.narrow(2, 0, steps).copy_(hidden);
+  torch::Tensor stream = torch::zeros({batch, 2, r, padded}, options);
+  stream.select(1, 0).narrow(2, 0, steps).copy_(x0);
   torch::Tensor skip = torch::zeros({batch, skip_channels, padded}, options);
 
   double x_scale = 1.0;  // s^i: x_i = x_scale * y_i (see SkipSum)
@@ -444,14 +438,12 @@ torch::Tensor WaveNetImpl::SkipSumCpu(const torch::Tensor& x0, const torch::Tens
       float* skip_rows = skip[b].data_ptr<float>();
       GatedLayer layer{.pre = &pre, .pre_bias = pre_bias.data_ptr<float>(), .out = &out,
                        .out_bias = out_b.data_ptr<float>()};
-      if (h > 0) layer.sources.push_back({hidden_padded[b].data_ptr<float>(), h, padded});
-      for (int j = 0; j < k; ++j) {
-        layer.sources.push_back({y_in + margin_left + j * d - left, r, width});
-      }
+      if (h > 0) layer.sources.push_back({hidden[b].data_ptr<float>(), h, steps, 0, steps});
+      for (int j = 0; j < k; ++j) layer.sources.push_back({y_in, r, padded, j * d - left, steps});
       if (!last) {
         for (int64_t c = 0; c < r; ++c) {
-          layer.init.push_back(y_in + c * width + margin_left);
-          layer.dest.push_back(y_out + c * width + margin_left);
+          layer.init.push_back(y_in + c * padded);
+          layer.dest.push_back(y_out + c * padded);
         }
       }
       for (int64_t c = 0; c < skip_channels; ++c) {
@@ -462,9 +454,6 @@ torch::Tensor WaveNetImpl::SkipSumCpu(const torch::Tensor& x0, const torch::Tens
         std::vector<float> scratch(GatedLayerScratchFloats(layer));
         GatedLayerKernel(layer, begin * tile, end * tile, scratch.data());
       });
-      if (!last && padded > steps) {
-        stream[b][(i + 1) % 2].narrow(1, margin_left + steps, padded - steps).zero_();
-      }
     }
     if (!last) x_scale *= std::sqrt(0.5);
   }
