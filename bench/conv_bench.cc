@@ -3,7 +3,10 @@
 // padded input, the MIDI 1x1 conv1d and the biases, forward and backward,
 // on the `small` presets' layer shapes. Prints GFLOP/s of Pianola's forward
 // alone (no autograd), of forward + backward on each side, and their ratio
-// (docs/perf.md, "Training throughput").
+// (docs/perf.md, "Training throughput"). On a CPU with AVX-512, Pianola's
+// forward + backward is also timed with its AVX2 kernels
+// (pianola::SetWideKernels(false), trainer/kernel_clones.h): the last
+// columns give that rate and the 512-bit kernels' gain over it.
 //
 //   conv_bench [--seconds S] [--threads N]
 
@@ -19,6 +22,7 @@
 
 #include "trainer/determinism.h"
 #include "trainer/dilated_conv.h"
+#include "trainer/kernel_clones.h"
 
 namespace {
 
@@ -80,8 +84,12 @@ int main(int argc, char** argv) {
   };
   std::printf("one layer's pre-activation, forward + backward, %d threads, torch %s\n", threads,
               TORCH_VERSION);
-  std::printf("%-24s %10s %12s %12s %12s %8s\n", "shape", "MFLOP", "fwd GF/s", "pianola GF/s",
+  const bool wide = pianola::WideKernels();
+  std::printf("kernels: %s\n", wide ? "512-bit (AVX-512)" : "AVX2 / baseline");
+  std::printf("%-24s %10s %12s %12s %12s %8s", "shape", "MFLOP", "fwd GF/s", "pianola GF/s",
               "torch GF/s", "ratio");
+  if (wide) std::printf(" %12s %8s", "AVX2 GF/s", "512/AVX2");
+  std::printf("\n");
   for (const Shape& s : shapes) {
     const int64_t t_out = s.left + s.t_in + s.right - (s.k - 1) * s.dilation;
     torch::Tensor x = torch::randn({s.batch, s.r, s.t_in}).requires_grad_();
@@ -97,10 +105,17 @@ int main(int argc, char** argv) {
         if (t.defined() && t.grad().defined()) t.mutable_grad().zero_();
       }
     };
-    const double pianola = SecondsPerCall([&] {
+    auto pianola_step = [&] {
       zero();
       pianola::DilatedConv(x, s.left, s.right, s.dilation, w, cw, hidden, bias).backward(grad);
-    }, seconds);
+    };
+    const double pianola = SecondsPerCall(pianola_step, seconds);
+    double narrow = 0;
+    if (wide) {
+      pianola::SetWideKernels(false);
+      narrow = SecondsPerCall(pianola_step, seconds);
+      pianola::SetWideKernels(true);
+    }
     const double torch_s = SecondsPerCall([&] {
       zero();
       torch::Tensor a = torch::conv1d(torch::constant_pad_nd(x, {s.left, s.right}), w,
@@ -115,9 +130,11 @@ int main(int argc, char** argv) {
     }, seconds / 2);
     // The forward's multiply-adds; the backward's two products make 3x.
     const double flop = 2.0 * s.batch * s.g2 * (s.r * s.k + s.h) * t_out;
-    std::printf("%-24s %10.1f %12.1f %12.1f %12.1f %7.2fx\n", s.name, 3 * flop / 1e6,
+    std::printf("%-24s %10.1f %12.1f %12.1f %12.1f %7.2fx", s.name, 3 * flop / 1e6,
                 flop / forward / 1e9, 3 * flop / pianola / 1e9, 3 * flop / torch_s / 1e9,
                 torch_s / pianola);
+    if (wide) std::printf(" %12.1f %7.2fx", 3 * flop / narrow / 1e9, narrow / pianola);
+    std::printf("\n");
     std::fflush(stdout);
   }
   return 0;

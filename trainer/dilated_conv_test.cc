@@ -4,6 +4,7 @@
 
 #include "gtest/gtest.h"
 #include "trainer/intra_op_threads_for_test.h"
+#include "trainer/kernel_variants_for_test.h"
 
 namespace pianola {
 namespace {
@@ -25,62 +26,65 @@ torch::Tensor Composite(const torch::Tensor& x, int64_t left, int64_t right, int
 // lengths off the 16-column tiles; a dilation reaching past the whole
 // input; x and hidden as slices of wider buffers (read in place).
 TEST(DilatedConvTest, ValuesAndGradientsEqualTheComposite) {
-  torch::manual_seed(7);
-  struct Case {
-    int64_t batch, r, g2, h, k, dilation, t_in, left, right;
-  };
-  const Case cases[] = {
-      {2, 5, 14, 3, 2, 4, 37, 4, 0},    // causal
-      {3, 8, 12, 0, 3, 2, 50, 2, 2},    // centred, no MIDI rows
-      {1, 7, 10, 6, 3, 8, 29, 3, 8},    // cropped: less padding on the left
-      {2, 16, 32, 16, 3, 1, 250, 1, 1}, // the small parallel decoder's shape class
-      {2, 48, 40, 0, 1, 1, 70, 0, 0},   // one tap: a 1x1 convolution
-      {2, 6, 12, 4, 2, 40, 30, 40, 0},  // causal, the tap reaches past the input
-  };
-  for (const Case& c : cases) {
-    const int64_t t_out = c.left + c.t_in + c.right - (c.k - 1) * c.dilation;
-    // Slices of wider buffers, as the cropped forward passes them.
-    torch::Tensor x_full = torch::randn({c.batch, c.r, c.t_in + 4});
-    torch::Tensor weight = torch::randn({c.g2, c.r, c.k}) * 0.3;
-    torch::Tensor cond_weight = c.h > 0 ? torch::randn({c.g2, c.h, 1}) * 0.3 : torch::Tensor();
-    torch::Tensor hidden_full = c.h > 0 ? torch::randn({c.batch, c.h, t_out + 5}) : torch::Tensor();
-    torch::Tensor bias = torch::randn({c.batch, c.g2});
-    torch::Tensor grad_out = torch::randn({c.batch, c.g2, t_out});
+  ForEachKernelVariant([&] {
+    torch::manual_seed(7);
+    struct Case {
+      int64_t batch, r, g2, h, k, dilation, t_in, left, right;
+    };
+    const Case cases[] = {
+        {2, 5, 14, 3, 2, 4, 37, 4, 0},    // causal
+        {3, 8, 12, 0, 3, 2, 50, 2, 2},    // centred, no MIDI rows
+        {1, 7, 10, 6, 3, 8, 29, 3, 8},    // cropped: less padding on the left
+        {2, 16, 32, 16, 3, 1, 250, 1, 1}, // the small parallel decoder's shape class
+        {2, 48, 40, 0, 1, 1, 70, 0, 0},   // one tap: a 1x1 convolution
+        {2, 6, 12, 4, 2, 40, 30, 40, 0},  // causal, the tap reaches past the input
+    };
+    for (const Case& c : cases) {
+      const int64_t t_out = c.left + c.t_in + c.right - (c.k - 1) * c.dilation;
+      // Slices of wider buffers, as the cropped forward passes them.
+      torch::Tensor x_full = torch::randn({c.batch, c.r, c.t_in + 4});
+      torch::Tensor weight = torch::randn({c.g2, c.r, c.k}) * 0.3;
+      torch::Tensor cond_weight = c.h > 0 ? torch::randn({c.g2, c.h, 1}) * 0.3 : torch::Tensor();
+      torch::Tensor hidden_full =
+          c.h > 0 ? torch::randn({c.batch, c.h, t_out + 5}) : torch::Tensor();
+      torch::Tensor bias = torch::randn({c.batch, c.g2});
+      torch::Tensor grad_out = torch::randn({c.batch, c.g2, t_out});
 
-    auto leaves = [&](torch::ScalarType type) {
-      auto leaf = [&](const torch::Tensor& t) { return t.to(type).clone().requires_grad_(); };
-      std::vector<torch::Tensor> v = {leaf(x_full), leaf(weight), leaf(bias)};
-      if (c.h > 0) {
-        v.push_back(leaf(cond_weight));
-        v.push_back(leaf(hidden_full));
+      auto leaves = [&](torch::ScalarType type) {
+        auto leaf = [&](const torch::Tensor& t) { return t.to(type).clone().requires_grad_(); };
+        std::vector<torch::Tensor> v = {leaf(x_full), leaf(weight), leaf(bias)};
+        if (c.h > 0) {
+          v.push_back(leaf(cond_weight));
+          v.push_back(leaf(hidden_full));
+        }
+        return v;
+      };
+      std::vector<torch::Tensor> f = leaves(torch::kFloat), d = leaves(torch::kDouble);
+      auto hidden_of = [&](const std::vector<torch::Tensor>& v) {
+        return c.h > 0 ? v[4].narrow(2, 3, t_out) : torch::Tensor();
+      };
+      auto cond_of = [&](const std::vector<torch::Tensor>& v) {
+        return c.h > 0 ? v[3] : torch::Tensor();
+      };
+      auto x_of = [&](const std::vector<torch::Tensor>& v) { return v[0].narrow(2, 2, c.t_in); };
+      ASSERT_TRUE(DilatedConvApplies(f[0], f[1]));
+      torch::Tensor fused = DilatedConv(x_of(f), c.left, c.right, c.dilation, f[1], cond_of(f),
+                                        hidden_of(f), f[2]);
+      torch::Tensor reference = Composite(x_of(d), c.left, c.right, c.dilation, d[1], cond_of(d),
+                                          hidden_of(d), d[2]);
+      ASSERT_EQ(fused.sizes(), reference.sizes());
+      EXPECT_TRUE(torch::allclose(fused.to(torch::kDouble), reference, 1e-5, 1e-5))
+          << (fused.to(torch::kDouble) - reference).abs().max().item<double>();
+      fused.backward(grad_out);
+      reference.backward(grad_out.to(torch::kDouble));
+      for (size_t i = 0; i < f.size(); ++i) {
+        ASSERT_TRUE(f[i].grad().defined()) << "leaf " << i;
+        EXPECT_TRUE(torch::allclose(f[i].grad().to(torch::kDouble), d[i].grad(), 1e-4, 1e-4))
+            << "leaf " << i << " t_in " << c.t_in << ": "
+            << (f[i].grad().to(torch::kDouble) - d[i].grad()).abs().max().item<double>();
       }
-      return v;
-    };
-    std::vector<torch::Tensor> f = leaves(torch::kFloat), d = leaves(torch::kDouble);
-    auto hidden_of = [&](const std::vector<torch::Tensor>& v) {
-      return c.h > 0 ? v[4].narrow(2, 3, t_out) : torch::Tensor();
-    };
-    auto cond_of = [&](const std::vector<torch::Tensor>& v) {
-      return c.h > 0 ? v[3] : torch::Tensor();
-    };
-    auto x_of = [&](const std::vector<torch::Tensor>& v) { return v[0].narrow(2, 2, c.t_in); };
-    ASSERT_TRUE(DilatedConvApplies(f[0], f[1]));
-    torch::Tensor fused = DilatedConv(x_of(f), c.left, c.right, c.dilation, f[1], cond_of(f),
-                                      hidden_of(f), f[2]);
-    torch::Tensor reference = Composite(x_of(d), c.left, c.right, c.dilation, d[1], cond_of(d),
-                                        hidden_of(d), d[2]);
-    ASSERT_EQ(fused.sizes(), reference.sizes());
-    EXPECT_TRUE(torch::allclose(fused.to(torch::kDouble), reference, 1e-5, 1e-5))
-        << (fused.to(torch::kDouble) - reference).abs().max().item<double>();
-    fused.backward(grad_out);
-    reference.backward(grad_out.to(torch::kDouble));
-    for (size_t i = 0; i < f.size(); ++i) {
-      ASSERT_TRUE(f[i].grad().defined()) << "leaf " << i;
-      EXPECT_TRUE(torch::allclose(f[i].grad().to(torch::kDouble), d[i].grad(), 1e-4, 1e-4))
-          << "leaf " << i << " t_in " << c.t_in << ": "
-          << (f[i].grad().to(torch::kDouble) - d[i].grad()).abs().max().item<double>();
     }
-  }
+  });
 }
 
 // One tap, no padding: a 1x1 convolution, as WaveNet's Pointwise uses it in

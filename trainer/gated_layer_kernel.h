@@ -23,8 +23,9 @@
 // (docs/perf.md).
 //
 // Torch-free plain C++ (GCC vector extensions), compiled -O3 with an AVX2 +
-// FMA clone chosen at load time (kernel_clones.h). Thread-safe: callers give
-// each thread its own scratch and disjoint column ranges.
+// FMA clone chosen at load time and a 512-bit variant taken where
+// WideKernels() (kernel_clones.h). Thread-safe: callers give each thread its
+// own scratch and disjoint column ranges.
 
 #include <cstdint>
 #include <vector>
@@ -94,10 +95,9 @@ void GatedLayerKernel(const GatedLayer& layer, int64_t begin, int64_t end, float
 // (trainer/dilated_gate.h):
 //
 // dest[r][t] = bias[r] (bias may be null: 0) + (A · sources)[r][t] for t in
-// [begin, end): begin a multiple of kGatedLayerTileColumns, end anywhere
-// (unbounded sources are read up to the next multiple). Each tile's columns
-// of the sources are first copied into one contiguous block, zeros where a
-// bounded source has none. dest must not overlap any source.
+// [begin, end): begin a multiple of kGatedLayerTileColumns, end anywhere.
+// Each tile's columns of the sources are first copied into one contiguous
+// block, zeros where a source has none. dest must not overlap any source.
 void ShiftedProduct(const PanelMatrix& a, const std::vector<RowSource>& sources,
                     const float* bias, float* const* dest, int64_t begin, int64_t end);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "trainer/kernel_variants_for_test.h"
 
 namespace pianola {
 namespace {
@@ -95,41 +96,68 @@ class GatedLayerKernelTest : public ::testing::Test {
 };
 
 TEST_F(GatedLayerKernelTest, EqualsTheLayerInDoubleInsideTheColumnRange) {
-  const std::vector<float> skip_before = skip_;
-  // 112 columns: one full block of 64 and a partial one of 48.
-  const int64_t begin = 16, end = 128;
-  std::vector<float> scratch(GatedLayerScratchFloats(Layer()));
-  GatedLayerKernel(Layer(), begin, end, scratch.data());
-  for (int64_t t = 0; t < kColumns; ++t) {
-    if (t < begin || t >= end) {
-      for (int64_t c = 0; c < kR; ++c) EXPECT_EQ(next_[c * kColumns + t], -7.0f) << t;
-      for (int64_t c = 0; c < kS; ++c) {
-        EXPECT_EQ(skip_[c * kColumns + t], skip_before[c * kColumns + t]);
+  ForEachKernelVariant([&] {
+    SetUp();
+    const std::vector<float> skip_before = skip_;
+    // 112 columns: one full block of 64 and a partial one of 48.
+    const int64_t begin = 16, end = 128;
+    std::vector<float> scratch(GatedLayerScratchFloats(Layer()));
+    GatedLayerKernel(Layer(), begin, end, scratch.data());
+    for (int64_t t = 0; t < kColumns; ++t) {
+      if (t < begin || t >= end) {
+        for (int64_t c = 0; c < kR; ++c) EXPECT_EQ(next_[c * kColumns + t], -7.0f) << t;
+        for (int64_t c = 0; c < kS; ++c) {
+          EXPECT_EQ(skip_[c * kColumns + t], skip_before[c * kColumns + t]);
+        }
+        continue;
       }
-      continue;
+      const std::vector<double> want = Reference(t, skip_before);
+      for (int64_t row = 0; row < kR + kS; ++row) {
+        const float got = row < kR ? next_[row * kColumns + t] : skip_[(row - kR) * kColumns + t];
+        EXPECT_NEAR(got, want[row], 1e-5 * (1 + std::fabs(want[row])))
+            << "row " << row << " t " << t;
+      }
     }
-    const std::vector<double> want = Reference(t, skip_before);
-    for (int64_t row = 0; row < kR + kS; ++row) {
-      const float got = row < kR ? next_[row * kColumns + t] : skip_[(row - kR) * kColumns + t];
-      EXPECT_NEAR(got, want[row], 1e-5 * (1 + std::fabs(want[row]))) << "row " << row << " t " << t;
-    }
-  }
+  });
 }
 
 // Threads split a layer's columns at tile boundaries; any split gives the
 // same bits as one call (each tile's sums run in the same order).
 TEST_F(GatedLayerKernelTest, ColumnSplitsGiveIdenticalResults) {
+  ForEachKernelVariant([&] {
+    SetUp();
+    const std::vector<float> skip_before = skip_;
+    std::vector<float> scratch(GatedLayerScratchFloats(Layer()));
+    GatedLayerKernel(Layer(), 0, kColumns, scratch.data());
+    const std::vector<float> next_once = next_, skip_once = skip_;
+    skip_ = skip_before;
+    next_.assign(next_.size(), 0.0f);
+    for (int64_t t = 0; t < kColumns; t += 48) {
+      GatedLayerKernel(Layer(), t, std::min<int64_t>(kColumns, t + 48), scratch.data());
+    }
+    EXPECT_EQ(next_, next_once);
+    EXPECT_EQ(skip_, skip_once);
+  });
+}
+
+// The 512-bit variant is the same sums in the same order, two tiles at a
+// time: on a machine with both (the AVX2 one then has FMA too), the same bits.
+TEST_F(GatedLayerKernelTest, WideVariantGivesTheSameBits) {
+  if (!WideKernelsSupported()) GTEST_SKIP() << "no AVX-512 here";
   const std::vector<float> skip_before = skip_;
   std::vector<float> scratch(GatedLayerScratchFloats(Layer()));
-  GatedLayerKernel(Layer(), 0, kColumns, scratch.data());
-  const std::vector<float> next_once = next_, skip_once = skip_;
-  skip_ = skip_before;
-  next_.assign(next_.size(), 0.0f);
-  for (int64_t t = 0; t < kColumns; t += 48) {
-    GatedLayerKernel(Layer(), t, std::min<int64_t>(kColumns, t + 48), scratch.data());
+  std::vector<float> next[2], skip[2];
+  for (bool wide : {false, true}) {
+    const bool before = SetWideKernels(wide);
+    skip_ = skip_before;
+    next_.assign(next_.size(), 0.0f);
+    GatedLayerKernel(Layer(), 0, kColumns, scratch.data());
+    next[wide] = next_;
+    skip[wide] = skip_;
+    SetWideKernels(before);
   }
-  EXPECT_EQ(next_, next_once);
-  EXPECT_EQ(skip_, skip_once);
+  EXPECT_EQ(next[0], next[1]);
+  EXPECT_EQ(skip[0], skip[1]);
 }
 
 TEST(PanelMatrixTest, PanelsHoldColumnsOfRowsZeroPadded) {
@@ -156,82 +184,86 @@ TEST(PanelMatrixTest, PanelsHoldColumnsOfRowsZeroPadded) {
 // that start at tile boundaries and end off them. Columns outside a bounded source read as
 // zeros; columns outside [begin, end) of dest stay untouched.
 TEST(ShiftedProductTest, BoundedSourcesReadZerosOutsideTheirColumns) {
-  constexpr int64_t kRows = 13, kN = 150, kX = 7, kLen = 141, kH = 5;
-  constexpr int64_t kViewStart = 2, kViewLen = 100, kViewShift = -3;
-  const int64_t shifts[] = {-37, 5, 146};
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  auto random = [&](int64_t n) {
-    std::vector<float> v(n);
-    for (float& x : v) x = uniform(rng);
-    return v;
-  };
-  const std::vector<float> hidden = random(kH * kN), x = random(kX * kLen);
-  const int64_t cols = kH + 4 * kX;
-  const std::vector<float> w = random(kRows * cols), bias = random(kRows);
-  const PanelMatrix a(w.data(), kRows, cols, cols);
-  std::vector<RowSource> sources = {{hidden.data(), kH, kN, 0, kN}};
-  for (int64_t shift : shifts) sources.push_back({x.data(), kX, kLen, shift, kLen});
-  sources.push_back({x.data() + kViewStart, kX, kLen, kViewShift, kViewLen});
+  ForEachKernelVariant([&] {
+    constexpr int64_t kRows = 13, kN = 150, kX = 7, kLen = 141, kH = 5;
+    constexpr int64_t kViewStart = 2, kViewLen = 100, kViewShift = -3;
+    const int64_t shifts[] = {-37, 5, 146};
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    auto random = [&](int64_t n) {
+      std::vector<float> v(n);
+      for (float& x : v) x = uniform(rng);
+      return v;
+    };
+    const std::vector<float> hidden = random(kH * kN), x = random(kX * kLen);
+    const int64_t cols = kH + 4 * kX;
+    const std::vector<float> w = random(kRows * cols), bias = random(kRows);
+    const PanelMatrix a(w.data(), kRows, cols, cols);
+    std::vector<RowSource> sources = {{hidden.data(), kH, kN, 0, kN}};
+    for (int64_t shift : shifts) sources.push_back({x.data(), kX, kLen, shift, kLen});
+    sources.push_back({x.data() + kViewStart, kX, kLen, kViewShift, kViewLen});
 
-  // Column t of the stacked sources, from the definitions.
-  auto value = [&](int64_t k, int64_t t) -> double {
-    if (k < kH) return hidden[k * kN + t];
-    k -= kH;
-    const int64_t tap = k / kX, c = k % kX;
-    if (tap < 3) {
-      const int64_t col = t + shifts[tap];
-      return col >= 0 && col < kLen ? x[c * kLen + col] : 0.0;
-    }
-    const int64_t col = t + kViewShift;
-    return col >= 0 && col < kViewLen ? x[c * kLen + kViewStart + col] : 0.0;
-  };
-  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, kN}, {16, 150}, {32, 97}, {0, 9},
-                            {144, 150}, {48, 64}}) {
-    std::vector<float> out(kRows * kN, -7.0f);
-    std::vector<float*> dest(kRows);
-    for (int64_t r = 0; r < kRows; ++r) dest[r] = out.data() + r * kN;
-    ShiftedProduct(a, sources, bias.data(), dest.data(), begin, end);
-    for (int64_t r = 0; r < kRows; ++r) {
-      for (int64_t t = 0; t < kN; ++t) {
-        if (t < begin || t >= end) {
-          ASSERT_EQ(out[r * kN + t], -7.0f) << r << " " << t;
-          continue;
+    // Column t of the stacked sources, from the definitions.
+    auto value = [&](int64_t k, int64_t t) -> double {
+      if (k < kH) return hidden[k * kN + t];
+      k -= kH;
+      const int64_t tap = k / kX, c = k % kX;
+      if (tap < 3) {
+        const int64_t col = t + shifts[tap];
+        return col >= 0 && col < kLen ? x[c * kLen + col] : 0.0;
+      }
+      const int64_t col = t + kViewShift;
+      return col >= 0 && col < kViewLen ? x[c * kLen + kViewStart + col] : 0.0;
+    };
+    for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, kN}, {16, 150}, {32, 97}, {0, 9},
+                              {144, 150}, {48, 64}}) {
+      std::vector<float> out(kRows * kN, -7.0f);
+      std::vector<float*> dest(kRows);
+      for (int64_t r = 0; r < kRows; ++r) dest[r] = out.data() + r * kN;
+      ShiftedProduct(a, sources, bias.data(), dest.data(), begin, end);
+      for (int64_t r = 0; r < kRows; ++r) {
+        for (int64_t t = 0; t < kN; ++t) {
+          if (t < begin || t >= end) {
+            ASSERT_EQ(out[r * kN + t], -7.0f) << r << " " << t;
+            continue;
+          }
+          double want = bias[r];
+          for (int64_t k = 0; k < cols; ++k) want += double{w[r * cols + k]} * value(k, t);
+          ASSERT_NEAR(out[r * kN + t], want, 1e-4) << begin << "-" << end << ": " << r << " " << t;
         }
-        double want = bias[r];
-        for (int64_t k = 0; k < cols; ++k) want += double{w[r * cols + k]} * value(k, t);
-        ASSERT_NEAR(out[r * kN + t], want, 1e-4) << begin << "-" << end << ": " << r << " " << t;
       }
     }
-  }
+  });
 }
 
 // RowDots over several items and spans, with row counts off its 4 x 3
 // blocks and a length off the vector width and past one span: the sums of
 // products in double, added to what `out` held.
 TEST(RowDotsTest, AddsDotProductsOverItemsAndTime) {
-  constexpr int64_t kItems = 3, kA = 7, kB = 5, kN = 1100, kStride = 1111, kItem = 9000;
-  std::mt19937 rng(5);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> a(kItems * kItem), b(kItems * kItem);
-  for (float& v : a) v = uniform(rng);
-  for (float& v : b) v = uniform(rng);
-  constexpr int64_t kOutStride = kB + 2;
-  std::vector<float> out(kA * kOutStride, 0.5f);
-  RowDots({a.data() + 3, kA, kStride, kItem}, {b.data() + 1, kB, kStride, kItem}, kItems, kN,
-          out.data(), kOutStride);
-  for (int64_t i = 0; i < kA; ++i) {
-    for (int64_t j = 0; j < kB; ++j) {
-      double want = 0.5;
-      for (int64_t m = 0; m < kItems; ++m) {
-        for (int64_t t = 0; t < kN; ++t) {
-          want += double{a[3 + m * kItem + i * kStride + t]} * b[1 + m * kItem + j * kStride + t];
+  ForEachKernelVariant([&] {
+    constexpr int64_t kItems = 3, kA = 7, kB = 5, kN = 1100, kStride = 1111, kItem = 9000;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> a(kItems * kItem), b(kItems * kItem);
+    for (float& v : a) v = uniform(rng);
+    for (float& v : b) v = uniform(rng);
+    constexpr int64_t kOutStride = kB + 2;
+    std::vector<float> out(kA * kOutStride, 0.5f);
+    RowDots({a.data() + 3, kA, kStride, kItem}, {b.data() + 1, kB, kStride, kItem}, kItems, kN,
+            out.data(), kOutStride);
+    for (int64_t i = 0; i < kA; ++i) {
+      for (int64_t j = 0; j < kB; ++j) {
+        double want = 0.5;
+        for (int64_t m = 0; m < kItems; ++m) {
+          for (int64_t t = 0; t < kN; ++t) {
+            want += double{a[3 + m * kItem + i * kStride + t]} * b[1 + m * kItem + j * kStride + t];
+          }
         }
+        EXPECT_NEAR(out[i * kOutStride + j], want, 1e-3) << i << " " << j;
       }
-      EXPECT_NEAR(out[i * kOutStride + j], want, 1e-3) << i << " " << j;
+      EXPECT_EQ(out[i * kOutStride + kB], 0.5f);  // past b's rows: untouched
     }
-    EXPECT_EQ(out[i * kOutStride + kB], 0.5f);  // past b's rows: untouched
-  }
+  });
 }
 
 }  // namespace

@@ -20,4 +20,33 @@
 
 #define PIANOLA_INLINE inline __attribute__((always_inline))
 
+// PIANOLA_WIDE_TARGET: the 512-bit variant of a kernel (AVX-512 F/BW/DQ/VL,
+// x86-64-v4), for the products that gain from twice the vector width: where
+// the CPU has it, torch's own GEMMs (oneDNN, MKL) run at that width too.
+// Such a function is only called when WideKernels() is true.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PIANOLA_HAVE_WIDE_KERNELS 1
+#define PIANOLA_WIDE_TARGET __attribute__((target("arch=x86-64-v4")))
+#else
+#define PIANOLA_HAVE_WIDE_KERNELS 0
+#define PIANOLA_WIDE_TARGET
+#endif
+
+namespace pianola {
+
+// True when the CPU kernels run their 512-bit variants: by default where the
+// CPU (and the OS) support AVX-512 F/BW/DQ/VL.
+bool WideKernels();
+
+// Forces the choice for the whole process, for tests and benchmarks that
+// compare the two variants: false takes the AVX2 / baseline ones; true only
+// takes effect where the CPU supports the wide ones. Returns the previous
+// setting. Not for use while kernels run on other threads.
+bool SetWideKernels(bool wide);
+
+// Whether this CPU supports the wide variants at all.
+bool WideKernelsSupported();
+
+}  // namespace pianola
+
 #endif  // PIANOLA_TRAINER_KERNEL_CLONES_H_

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "trainer/kernel_variants_for_test.h"
 #include "trainer/model_config.h"
 
 namespace pianola {
@@ -226,49 +227,52 @@ TEST_F(WaveNetTest, ShapesForTinyAndSmall) {
 // Without autograd the decoder runs an in-place path (ForwardNoGrad); it
 // computes the same function as the training path.
 TEST_F(WaveNetTest, InferencePathEqualsTrainingPath) {
-  struct Case {
-    const char* preset;
-    DecoderKind kind;
-    int fold;  // parallel only; 0: the preset's
-    ArInput input;
-    bool z, cond;
-  };
-  const Case cases[] = {
-      {"tiny", DecoderKind::kAutoregressive, 0, ArInput::kEmbedding, true, true},
-      {"tiny", DecoderKind::kAutoregressive, 0, ArInput::kScalar, true, true},
-      {"tiny", DecoderKind::kAutoregressive, 0, ArInput::kEmbedding, false, false},
-      {"tiny", DecoderKind::kParallel, 0, ArInput::kEmbedding, true, true},
-      {"tiny", DecoderKind::kParallel, 1, ArInput::kEmbedding, true, true},
-      {"tiny", DecoderKind::kParallel, 0, ArInput::kEmbedding, false, false},
-      {"small", DecoderKind::kParallel, 0, ArInput::kEmbedding, true, true},
-  };
-  for (const Case& c : cases) {
-    ModelConfig config = *ModelPreset(c.preset, c.kind);
-    config.decoder.ar_input = c.input;
-    if (c.fold > 0) config.decoder.fold = c.fold;
-    if (!c.cond) config.decoder.cond_channels = 0;
-    WaveNet net(config.decoder, c.z ? config.encoder.z_dim : 0);
-    for (int64_t batch : {1, 2}) {
-      // Long enough for the in-place path, not a multiple of the fold.
-      const int64_t n = WaveNetImpl::kInPlaceMinSteps * net->fold() + 3;
-      torch::Tensor input = c.kind == DecoderKind::kAutoregressive
-                                ? torch::randint(0, 256, {batch, n}, torch::kLong)
-                                : torch::randn({batch, n});
-      torch::Tensor cond = c.cond ? torch::rand({batch, kMidiFeatureChannels, n}) : torch::Tensor();
-      torch::Tensor z = c.z ? torch::randn({batch, config.encoder.z_dim}) : torch::Tensor();
-      torch::Tensor training = net->forward(input, cond, z).detach();
-      torch::Tensor inference;
-      {
-        torch::NoGradGuard no_grad;
-        inference = net->forward(input, cond, z);
+  ForEachKernelVariant([&] {
+    struct Case {
+      const char* preset;
+      DecoderKind kind;
+      int fold;  // parallel only; 0: the preset's
+      ArInput input;
+      bool z, cond;
+    };
+    const Case cases[] = {
+        {"tiny", DecoderKind::kAutoregressive, 0, ArInput::kEmbedding, true, true},
+        {"tiny", DecoderKind::kAutoregressive, 0, ArInput::kScalar, true, true},
+        {"tiny", DecoderKind::kAutoregressive, 0, ArInput::kEmbedding, false, false},
+        {"tiny", DecoderKind::kParallel, 0, ArInput::kEmbedding, true, true},
+        {"tiny", DecoderKind::kParallel, 1, ArInput::kEmbedding, true, true},
+        {"tiny", DecoderKind::kParallel, 0, ArInput::kEmbedding, false, false},
+        {"small", DecoderKind::kParallel, 0, ArInput::kEmbedding, true, true},
+    };
+    for (const Case& c : cases) {
+      ModelConfig config = *ModelPreset(c.preset, c.kind);
+      config.decoder.ar_input = c.input;
+      if (c.fold > 0) config.decoder.fold = c.fold;
+      if (!c.cond) config.decoder.cond_channels = 0;
+      WaveNet net(config.decoder, c.z ? config.encoder.z_dim : 0);
+      for (int64_t batch : {1, 2}) {
+        // Long enough for the in-place path, not a multiple of the fold.
+        const int64_t n = WaveNetImpl::kInPlaceMinSteps * net->fold() + 3;
+        torch::Tensor input = c.kind == DecoderKind::kAutoregressive
+                                  ? torch::randint(0, 256, {batch, n}, torch::kLong)
+                                  : torch::randn({batch, n});
+        torch::Tensor cond =
+            c.cond ? torch::rand({batch, kMidiFeatureChannels, n}) : torch::Tensor();
+        torch::Tensor z = c.z ? torch::randn({batch, config.encoder.z_dim}) : torch::Tensor();
+        torch::Tensor training = net->forward(input, cond, z).detach();
+        torch::Tensor inference;
+        {
+          torch::NoGradGuard no_grad;
+          inference = net->forward(input, cond, z);
+        }
+        ASSERT_EQ(training.sizes(), inference.sizes());
+        EXPECT_LT((training - inference).abs().max().item<float>(),
+                  1e-5 * (1 + training.abs().max().item<float>()))
+            << c.preset << " " << DecoderKindName(c.kind) << " fold " << c.fold << " batch "
+            << batch;
       }
-      ASSERT_EQ(training.sizes(), inference.sizes());
-      EXPECT_LT((training - inference).abs().max().item<float>(),
-                1e-5 * (1 + training.abs().max().item<float>()))
-          << c.preset << " " << DecoderKindName(c.kind) << " fold " << c.fold << " batch "
-          << batch;
     }
-  }
+  });
 }
 
 // forward(..., first_output) computes only what the outputs from
