@@ -21,8 +21,8 @@ constexpr int64_t kBlock = 64;
 // clone, and the baseline one) one micro-tile at a time, V = Vec16 (512-bit)
 // two at once. Either way 2 x kR accumulators stay in registers. Each output
 // column's sum runs over the same k in the same order in every variant and
-// blocking, so column splits give the same bits; the two variants differ
-// only where one machine runs the other.
+// blocking, so column splits give the same bits, and so do the two variants
+// on a machine that has both (its AVX2 clone uses FMA too).
 
 // kBlocks micro-tiles: rows [0, rows) of a panel times kBlocks x 16
 // columns, block j's 16 from its own [depth, 16] block at b + j * block_step
