@@ -179,7 +179,7 @@ cpu_threads: 2
     ASSERT_TRUE(audio.ok()) << audio.status();
     EXPECT_EQ(audio->sample_rate, 16000);
     EXPECT_EQ(static_cast<int64_t>(audio->samples.size()), std::llround(seconds * 16000));
-    for (const std::string png : {absl::StrCat(*dir_, "/", decoder, "_out.png"),
+    for (const std::string& png : {absl::StrCat(*dir_, "/", decoder, "_out.png"),
                                   absl::StrCat(*dir_, "/", decoder, "_out.reference.png")}) {
       const std::string bytes = Slurp(png);
       ASSERT_GT(bytes.size(), 33u) << png;
