@@ -9,8 +9,10 @@ bool Detect() {
 #if PIANOLA_HAVE_WIDE_KERNELS
   // libgcc's CPU model also checks that the OS saves the AVX-512 state.
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  // Everything x86-64-v4 (PIANOLA_WIDE_TARGET) lets the compiler use.
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl");
 #else
   return false;
 #endif

@@ -20,7 +20,7 @@
 
 #define PIANOLA_INLINE inline __attribute__((always_inline))
 
-// PIANOLA_WIDE_TARGET: the 512-bit variant of a kernel (AVX-512 F/BW/DQ/VL,
+// PIANOLA_WIDE_TARGET: the 512-bit variant of a kernel (AVX-512 F/CD/BW/DQ/VL,
 // x86-64-v4), for the products that gain from twice the vector width: where
 // the CPU has it, torch's own GEMMs (oneDNN, MKL) run at that width too.
 // Such a function is only called when WideKernels() is true.
@@ -35,7 +35,7 @@
 namespace pianola {
 
 // True when the CPU kernels run their 512-bit variants: by default where the
-// CPU (and the OS) support AVX-512 F/BW/DQ/VL.
+// CPU (and the OS) support AVX-512 F/CD/BW/DQ/VL.
 bool WideKernels();
 
 // Forces the choice for the whole process, for tests and benchmarks that
