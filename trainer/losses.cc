@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "trainer/fused_stft_loss.h"
+
 namespace pianola {
 
 torch::Tensor MuLawCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
@@ -20,6 +22,7 @@ torch::Tensor StftMagnitude(const torch::Tensor& audio, const StftResolution& r)
 
 StftLossTerms StftLoss(const torch::Tensor& pred, const torch::Tensor& target,
                        const StftResolution& resolution) {
+  if (FusedStftLossApplies(pred, target)) return FusedStftLoss(pred, target, resolution);
   torch::Tensor p = StftMagnitude(pred, resolution);
   torch::Tensor t = StftMagnitude(target, resolution);
   StftLossTerms terms;
