@@ -42,9 +42,11 @@ ValuesAndGradient LossAndGradient(const torch::Tensor& pred, const torch::Tensor
 
 TEST(FusedStftLossTest, MatchesTheCompositeValuesAndGradient) {
   torch::manual_seed(11);
-  // Overlapping frames, odd sizes, windows shorter than the FFT, hops past the frame.
+  // Overlapping frames, odd sizes, windows shorter than the FFT (centred with
+  // an odd remainder too), hops past the frame.
   const std::vector<StftResolution> resolutions = {
-      {64, 16, 64}, {64, 24, 40}, {128, 32, 100}, {63, 10, 31}, {256, 64, 256}, {64, 100, 50}};
+      {64, 16, 64},  {64, 24, 40},  {128, 32, 100}, {63, 10, 31},
+      {256, 64, 256}, {64, 100, 50}, {64, 16, 41},   {66, 20, 33}};
   for (const StftResolution& r : resolutions) {
     SCOPED_TRACE(testing::Message() << "fft " << r.fft_size << " hop " << r.hop << " win "
                                     << r.win_length);
