@@ -65,6 +65,20 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
                     weight.size(0) * (weight.size(1) * weight.size(2) + in[3].toInt());
     return nullptr;
   }
+  if (std::strcmp(name, "pianola::LayerOutputs") == 0) {
+    // (gated [B, G, L], W_res [R, G, 1], W_skip [S, G, 1], N): R outputs per
+    // step of L and S per step of N, G multiply-adds each
+    // (trainer/layer_outputs.cc).
+    if (in.size() < 4 || !in[0].isTensor() || !in[1].isTensor() || !in[2].isTensor() ||
+        !in[3].isInt()) {
+      return nullptr;
+    }
+    const at::Tensor& gated = in[0].toTensor();
+    *active_sink += 2.0 * static_cast<double>(gated.size(0)) * gated.size(1) *
+                    (in[1].toTensor().size(0) * gated.size(2) +
+                     in[2].toTensor().size(0) * in[3].toInt());
+    return nullptr;
+  }
   if (std::strcmp(name, "pianola::FoldedFeatures") == 0) {
     // (cond [B, C, T], filters [M, 1, F]): M filters of F taps per block of
     // every channel, the partial last block included

@@ -5,7 +5,8 @@
 // current thread runs while a FlopCounter is alive: convolutions
 // (aten::convolution, any dimensionality, groups, transposed), mm, addmm,
 // bmm and baddbmm, the training layer's pianola::DilatedConv
-// (trainer/dilated_conv.h) and the MIDI filter bank's
+// (trainer/dilated_conv.h) and pianola::LayerOutputs
+// (trainer/layer_outputs.h) and the MIDI filter bank's
 // pianola::FoldedFeatures (trainer/folded_features.h), at 2 FLOPs per
 // multiply-add (the convention of
 // torch.utils.flop_counter and of "model FLOPs utilization"). Composite ops

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "trainer/dilated_conv.h"
 #include "trainer/folded_features.h"
+#include "trainer/layer_outputs.h"
 
 namespace pianola {
 namespace {
@@ -52,6 +53,16 @@ TEST(FlopCounterTest, CountsTheFusedDilatedConv) {
   const double before = counter.flops();
   (void)DilatedConv(x, 2, 0, 2, weight, torch::Tensor(), torch::Tensor(), bias);
   EXPECT_DOUBLE_EQ(counter.flops() - before, 2.0 * 2 * 4 * 10 * (3 * 2));
+}
+
+// A layer's residual and skip products (trainer/layer_outputs.h).
+TEST(FlopCounterTest, CountsTheLayerOutputs) {
+  FlopCounter counter;
+  // gated [2, 6, 20]; 4 residual rows over 20 steps, 3 skip rows over 12.
+  (void)LayerOutputs(torch::randn({2, 6, 20}), torch::randn({2, 4, 25}), 5,
+                     torch::randn({2, 3, 12}), 8, torch::randn({4, 6, 1}), torch::randn({4}),
+                     torch::randn({3, 6, 1}), torch::randn({3}), 0.5);
+  EXPECT_DOUBLE_EQ(counter.flops(), 2.0 * 2 * 6 * (4 * 20 + 3 * 12));
 }
 
 // The folded decoder's MIDI filter bank (trainer/folded_features.h): M

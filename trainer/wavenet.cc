@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -13,6 +14,7 @@
 #include "trainer/folded_features.h"
 #include "trainer/gated_activation.h"
 #include "trainer/gated_layer_kernel.h"
+#include "trainer/layer_outputs.h"
 #include "trainer/mulaw.h"
 
 namespace pianola {
@@ -265,6 +267,16 @@ torch::Tensor WaveNetImpl::forward(const torch::Tensor& input, const torch::Tens
       if (global.defined()) a = AddInto(a, global.narrow(1, i * 2 * g, 2 * g).unsqueeze(-1));
     }
     torch::Tensor gated = GatedActivation(a, g);
+    if (skip.defined() && i + 1 < layers && torch::GradMode::is_enabled() &&
+        LayerOutputsApply(gated, residual_[i]->weight)) {
+      // The same two outputs as below, as one node (its backward makes
+      // gated's and x's gradients without zero-filled full-size ones).
+      std::tie(x, skip) = LayerOutputs(gated, x, out_start - x_start, skip, first_step - out_start,
+                                       residual_[i]->weight, residual_[i]->bias,
+                                       skip_[i]->weight, skip_[i]->bias, scale);
+      x_start = out_start;
+      continue;
+    }
     // Only the outputs' own steps reach the skip sum.
     torch::Tensor s = Pointwise(
         skip_[i], first_step > out_start
