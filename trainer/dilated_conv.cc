@@ -17,7 +17,11 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-using namespace tensor_products;  // NOLINT: the products this node is made of
+using tensor_products::Dots;
+using tensor_products::Product;
+using tensor_products::Rows;
+using tensor_products::Source;
+using tensor_products::TimeContiguous;
 
 class DilatedConvFunction : public torch::autograd::Function<DilatedConvFunction> {
  public:
