@@ -41,7 +41,12 @@
 // with the Kineto CPU profiler (torch::autograd::profiler here,
 // torch.profiler in Python) and print per-op self and total times per step,
 // aggregated by op name the same way on both sides; for the C++ side also
-// where copy_, fill_ and add_ come from (their outermost enclosing op).
+// where copy_, fill_ and add_ come from (their outermost enclosing op). With
+// --device cuda the profilers also record the GPU's activity (CUPTI) and both
+// sides print the kernels' time per step, the share of the profiled wall time
+// the GPU was busy, launches per step and the kernels taking the most time;
+// the C++ side profiles its eager and its CUDA-graphed step. A failure of the
+// Python side's profile is printed and does not fail the benchmark.
 //
 // Threads: both sides call set_num_threads(--threads). OpenMP reads
 // OMP_WAIT_POLICY when libtorch loads, so it cannot be set from here; the
@@ -60,6 +65,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -205,20 +211,60 @@ double JsonNumber(const std::string& json, const std::string& key) {
   return absl::SimpleAtod(json.substr(at, end - at), &v) ? v : std::nan("");
 }
 
-// Runs `step` kProfileSteps times under the Kineto CPU profiler and prints
-// the ops with the largest self time, per step: name, calls, self ms, total
-// ms (total includes the ops an op calls; self excludes them). Aggregated as
-// torch.profiler's key_averages() does, so the two sides' tables compare.
+// Prints the GPU activity of a profile (CUDA events: kernels, copies, fills):
+// their time per step, the share of `wall` it covers, launches per step, and
+// the kTopKernels names taking the most time, in the format of
+// train_bench.py's profile_steps.
+void PrintDeviceActivity(const std::string& label,
+                         const std::vector<torch::autograd::profiler::KinetoEvent>& events,
+                         double wall) {
+  constexpr int kTopKernels = 15;
+  struct Agg {
+    int64_t calls = 0;
+    double ns = 0;
+  };
+  std::map<std::string, Agg> by_name;
+  double total_ns = 0;
+  int64_t launches = 0;
+  for (const auto& e : events) {
+    if (e.deviceType() != c10::DeviceType::CUDA) continue;
+    Agg& a = by_name[e.name()];
+    ++a.calls;
+    a.ns += static_cast<double>(e.durationNs());
+    total_ns += static_cast<double>(e.durationNs());
+    ++launches;
+  }
+  std::printf("  GPU %s: device activity %.2f ms/step, busy %.0f%% of the profiled wall, "
+              "%lld launches/step\n",
+              label.c_str(), total_ns / 1e6 / kProfileSteps, 100 * total_ns / 1e9 / wall,
+              static_cast<long long>(launches / kProfileSteps));
+  std::vector<std::pair<std::string, Agg>> rows(by_name.begin(), by_name.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
+  std::printf("    %-60s %7s %10s\n", "kernel", "calls", "ms");
+  for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(kTopKernels); ++i) {
+    std::printf("    %-60s %7.0f %10.3f\n", rows[i].first.substr(0, 60).c_str(),
+                static_cast<double>(rows[i].second.calls) / kProfileSteps,
+                rows[i].second.ns / 1e6 / kProfileSteps);
+  }
+}
+
+// Runs `step` kProfileSteps times under the Kineto profiler and prints the
+// ops with the largest self time on the CPU, per step: name, calls, self ms,
+// total ms (total includes the ops an op calls; self excludes them).
+// Aggregated as torch.profiler's key_averages() does, so the two sides'
+// tables compare. With `cuda`, also the GPU's activity (PrintDeviceActivity).
 template <typename Step>
-void ProfileSteps(const std::string& label, Step step) {
+void ProfileSteps(const std::string& label, bool cuda, Step step) {
   namespace prof = torch::autograd::profiler;
   namespace impl = torch::profiler::impl;
-  prof::prepareProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO),
-                        {impl::ActivityType::CPU});
-  prof::enableProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO),
-                       {impl::ActivityType::CPU});
+  std::set<impl::ActivityType> activities = {impl::ActivityType::CPU};
+  if (cuda) activities.insert(impl::ActivityType::CUDA);
+  prof::prepareProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO), activities);
+  prof::enableProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO), activities);
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < kProfileSteps; ++i) step();
+  if (cuda) torch::cuda::synchronize();
   const double wall = Seconds(start);
   std::unique_ptr<prof::ProfilerResult> result = prof::disableProfiler();
   struct Span {
@@ -297,6 +343,8 @@ void ProfileSteps(const std::string& label, Step step) {
     }
     std::printf("\n");
   }
+  if (cuda) PrintDeviceActivity(label, result->events(), wall);
+  std::fflush(stdout);  // each table out before the next profile (CUPTI under graphs)
 }
 
 struct PythonRun {
@@ -529,7 +577,8 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
                 cpp_faults, py_faults, cpp_first, py_first, same ? "" : "  MISMATCH");
   }
   if (args.profile) {
-    ProfileSteps("C++", [&] { return step(nullptr); });
+    ProfileSteps("C++", args.cuda, [&] { return step(nullptr); });
+    if (graph != nullptr) ProfileSteps("C++ graphed", true, [&] { return step(graph.get()); });
     std::printf("%s", py_profile.c_str());
   }
   std::fflush(stdout);

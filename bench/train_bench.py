@@ -285,14 +285,18 @@ class Autoencoder(nn.Module):
         return total
 
 
-def profile_steps(step, count, top):
-    """Profiles `count` steps with the Kineto CPU profiler; prints the ops with the largest
-    self time per step, in the format of ProfileSteps in train_bench.cc."""
+def profile_steps(step, count, top, cuda=False):
+    """Profiles `count` steps with the Kineto profiler; prints the ops with the largest CPU
+    self time per step, in the format of ProfileSteps in train_bench.cc, and with `cuda` the
+    GPU's activity as its PrintDeviceActivity does."""
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
         start = time.perf_counter()
         for _ in range(count):
             step()
+        if cuda:
+            torch.cuda.synchronize()
         wall = time.perf_counter() - start
     rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     self_sum = sum(e.self_cpu_time_total for e in rows)
@@ -302,6 +306,27 @@ def profile_steps(step, count, top):
     for e in rows[:top]:
         print(f"    {e.key[:44]:<44} {e.count / count:7.0f} {e.self_cpu_time_total / 1e3 / count:10.2f} "
               f"{e.cpu_time_total / 1e3 / count:10.2f}")
+    if cuda:
+        print_device_activity(prof.events(), count, wall)
+
+
+def print_device_activity(events, count, wall, top=15):
+    """The GPU events (kernels, copies, fills) of a profile: time per step, busy share of the
+    wall time, launches per step, the kernels taking the most time."""
+    from torch.autograd import DeviceType
+    by_name = {}
+    for e in events:
+        if e.device_type != DeviceType.CUDA:
+            continue
+        calls, us = by_name.get(e.name, (0, 0.0))
+        by_name[e.name] = (calls + 1, us + e.time_range.elapsed_us())
+    total_us = sum(us for _, us in by_name.values())
+    launches = sum(calls for calls, _ in by_name.values())
+    print(f"  GPU Python: device activity {total_us / 1e3 / count:.2f} ms/step, busy "
+          f"{100 * total_us / 1e6 / wall:.0f}% of the profiled wall, {launches // count} launches/step")
+    print(f"    {'kernel':<60} {'calls':>7} {'ms':>10}")
+    for name, (calls, us) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"    {name[:60]:<60} {calls / count:7.0f} {us / 1e3 / count:10.3f}")
 
 
 def main():
@@ -387,7 +412,11 @@ def main():
                "torch": torch.__version__, "threads": torch.get_num_threads()}, sys.stdout)
     print()
     if spec.get("profile_steps", 0) > 0:
-        profile_steps(step, spec["profile_steps"], spec["profile_top_ops"])
+        try:
+            profile_steps(step, spec["profile_steps"], spec["profile_top_ops"],
+                          cuda=device.type == "cuda")
+        except Exception as e:  # a diagnostic: its failure must not fail the benchmark
+            print(f"  profile Python: failed: {type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@
 #      batch copies;
 #   2. training throughput on the GPU (bench/train_bench.cc --device cuda):
 #      C++ eager and CUDA-graphed bf16 steps against PyTorch eager bf16 in
-#      the device's python3, with model TFLOP/s and the share of peak.
+#      the device's python3, with model TFLOP/s and the share of peak;
+#   3. last, `small` profiled on both sides (--profile): GPU busy share,
+#      launches and kernel times per step of C++ eager, C++ graphed and
+#      Python, so a short ratio can be explained without another run.
 # Logs go to $OUT (the device tool brings them back) or ./device-out.
 # Sized to end within ~8 minutes on an H200 (each check has its own time
 # limit); STEPS, REPEATS and PRESETS override the benchmark's defaults.
@@ -48,4 +51,6 @@ run cuda_tests_batch 120 "$bin/batch_tensors_test"
 run train_bench 420 "$bin/train_bench" --device cuda --python "$py" \
   --presets "${PRESETS:-tiny,small,base}" --decoders autoregressive,parallel \
   --steps "${STEPS:-50}" --warmup 5 --repeats "${REPEATS:-2}"
+run train_bench_profile 150 "$bin/train_bench" --device cuda --python "$py" \
+  --presets small --decoders autoregressive,parallel --steps 10 --warmup 5 --repeats 1 --profile
 exit $status
