@@ -1,5 +1,8 @@
 #include "dataserver/data_server.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -7,6 +10,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "dataserver/batch_producer.h"
@@ -18,6 +23,10 @@ namespace pianola {
 namespace {
 
 constexpr char kLog[] = "dataserver";
+// DataServer::Stop: how often it looks whether the open streams finished, and
+// how long it then waits for their clients to read what is still in flight.
+constexpr absl::Duration kDrainPoll = absl::Milliseconds(10);
+constexpr absl::Duration kFlushGrace = absl::Seconds(1);
 
 // The host part of HOST:PORT ("[::]" stays bracketed).
 std::string HostOf(const std::string& host_port) {
@@ -133,15 +142,30 @@ void DataServer::Stop() {
     }
     server = s.server.get();
   }
-  LogInfo(kLog, "stopping: draining open streams for up to ",
-          absl::FormatDuration(s.options.drain_timeout));
+  const absl::Time deadline = absl::Now() + s.options.drain_timeout;
   if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
+  // gRPC's Shutdown closes each connection as soon as its calls are done,
+  // while a finished stream's last windows can still be in flight: with the
+  // client's acknowledgements unread at the server, the close goes out as a
+  // reset, and a reset makes the client's kernel drop what it received but
+  // had not read yet (the stream fails with "Connection reset by peer"). So
+  // refuse new streams and let the open ones finish first, give the clients
+  // a moment to read the rest, and only then shut gRPC down.
+  s.service->StartDraining();
+  const int64_t open = static_cast<int64_t>(s.metrics.active_streams());
+  LogInfo(kLog, "stopping: draining ", open, " open streams for up to ",
+          absl::FormatDuration(s.options.drain_timeout));
+  while (s.metrics.active_streams() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(kDrainPoll);
+  }
+  if (open > 0) {
+    absl::SleepFor(std::min(kFlushGrace, std::max(absl::ZeroDuration(), deadline - absl::Now())));
+  }
   // Refuses new calls, waits for open ones up to the deadline, then cancels
   // them and waits for every reactor's OnDone.
-  server->Shutdown(std::chrono::system_clock::now() +
-                   absl::ToChronoMilliseconds(s.options.drain_timeout));
+  server->Shutdown(absl::ToChronoTime(deadline));
   server->Wait();
   s.pool->Shutdown();
   LogInfo(kLog, "stopped after serving ", static_cast<int64_t>(s.metrics.windows_served()),

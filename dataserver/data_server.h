@@ -9,7 +9,7 @@
 //   RETURN_IF_ERROR((*server)->Start());                    // binds; port 0 picks one
 //   int port = (*server)->BoundPort();
 //   ...
-//   (*server)->Stop();   // stop accepting, drain streams (up to drain_timeout), stop threads
+//   (*server)->Stop();   // refuse new streams, drain open ones (up to drain_timeout), stop
 //   (*server)->Join();   // returns once Stop() has completed (from any thread)
 //
 // This header does not include generated gRPC headers. Thread-safe: Stop()
@@ -58,9 +58,12 @@ class DataServer {
   // Binds and starts serving. Unavailable if an address cannot be bound,
   // FailedPrecondition if called twice or after Stop().
   absl::Status Start();
-  // Stops accepting calls, lets open streams run up to drain_timeout, then
-  // cancels them and stops the producer threads. The metrics endpoint stays
-  // up until destruction, so a final scrape sees the totals. Idempotent.
+  // Drains: health NOT_SERVING, new streams refused (UNAVAILABLE), open
+  // streams and unary calls served until the streams finish or drain_timeout
+  // passes, up to a second more for their clients to read what is in flight;
+  // then stops gRPC (cancelling what is left) and the producer threads. The
+  // metrics endpoint stays up until destruction, so a final scrape sees the
+  // totals. Idempotent.
   void Stop();
   // Blocks until Stop() has completed (immediately if never started).
   void Join();

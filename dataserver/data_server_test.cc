@@ -3,7 +3,12 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
+#include <thread>
+
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "dataserver/dataserver_metrics.h"
 #include "dataserver/synthetic_dataset.h"
 #include "gmock/gmock.h"
@@ -114,6 +119,67 @@ TEST(DataServerTest, StopBeforeStartAndJoinReturn) {
   ASSERT_TRUE(server.ok());
   (*server)->Join();  // never started: returns at once
   (*server)->Stop();
+  (*server)->Join();
+}
+
+// Stop() first lets the open streams finish (their last windows reach the
+// client before gRPC closes the connection) and refuses new ones meanwhile.
+TEST(DataServerTest, DrainingRefusesNewStreamsWhileOpenOnesGoOn) {
+  SyntheticDatasetOptions big;
+  big.name = "big";
+  big.pieces = 8;
+  big.piece_seconds = {60.0};  // ~150 MB of windows: the open stream cannot finish on its own
+  auto dataset = MakeSyntheticDataset(big);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  DataServerOptions o;
+  o.drain_timeout = absl::Seconds(60);
+  auto server = DataServer::Create(o, {std::shared_ptr<const Dataset>(*std::move(dataset))});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->Start().ok());
+  auto stub = DataService::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  StreamWindowsRequest request;
+  request.set_seed(1);
+  request.set_world_size(1);
+  request.set_batch_size(1);
+  request.set_window_samples(4000);
+  request.set_context_samples(1000);
+  request.set_reference_samples(16000);
+
+  grpc::ClientContext open_ctx;
+  auto open = stub->StreamWindows(&open_ctx, request);
+  WindowBatch batch;
+  ASSERT_TRUE(open->Read(&batch));
+  std::thread stop([&] { (*server)->Stop(); });
+
+  // Streams opened before Stop() got to draining are served: cancel them.
+  grpc::Status refused;
+  for (int i = 0; i < 500; ++i) {
+    grpc::ClientContext ctx;
+    auto late = stub->StreamWindows(&ctx, request);
+    WindowBatch b;
+    if (!late->Read(&b)) {
+      refused = late->Finish();
+      break;
+    }
+    ctx.TryCancel();
+    (void)late->Finish();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), testing::HasSubstr("shutting down"));
+  EXPECT_GE((*server)->metrics().errors(absl::StatusCode::kUnavailable), 1);
+
+  // The open stream goes on, and so do the unary calls.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(open->Read(&batch)) << i;
+  {
+    grpc::ClientContext ctx;
+    DatasetInfo info;
+    EXPECT_TRUE(stub->GetDatasetInfo(&ctx, GetDatasetInfoRequest(), &info).ok());
+  }
+  open_ctx.TryCancel();
+  EXPECT_EQ(open->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  stop.join();
   (*server)->Join();
 }
 

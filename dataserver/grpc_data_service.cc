@@ -112,7 +112,7 @@ class WindowWriter final : public grpc::ServerWriteReactor<WindowBatch> {
   std::atomic<bool> finished_{false};
 };
 
-// A StreamWindows call refused at validation.
+// A StreamWindows call refused at validation or while draining.
 class RefusedWriter final : public grpc::ServerWriteReactor<WindowBatch> {
  public:
   explicit RefusedWriter(const grpc::Status& status) { Finish(status); }
@@ -128,6 +128,14 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 grpc::ServerWriteReactor<WindowBatch>* GrpcDataService::StreamWindows(
     grpc::CallbackServerContext* context, const StreamWindowsRequest* request) {
+  if (draining_.load()) {
+    const absl::Status refused =
+        absl::UnavailableError("the server is shutting down: ask another replica");
+    LogInfo(kLog, "stream refused peer=", context->peer(), " dataset=", request->dataset(), ": ",
+            refused.ToString());
+    if (metrics_ != nullptr) metrics_->Error(refused.code());
+    return new RefusedWriter(ToGrpcStatus(refused));
+  }
   absl::StatusOr<std::unique_ptr<WindowStream>> stream = impl_->StreamWindows(*request);
   if (!stream.ok()) {
     LogWarning(kLog, "stream refused peer=", context->peer(), " dataset=", request->dataset(),

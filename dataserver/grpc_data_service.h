@@ -14,6 +14,8 @@
 // grpc::Server this service is registered with (its Shutdown waits for every
 // stream's OnDone).
 
+#include <atomic>
+
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
@@ -32,6 +34,11 @@ class GrpcDataService final : public DataService::CallbackService {
                   int queue_batches)
       : impl_(impl), pool_(pool), metrics_(metrics), queue_batches_(queue_batches) {}
 
+  // From now on StreamWindows refuses new streams with UNAVAILABLE (the
+  // server is shutting down: a client fails over to another replica); open
+  // streams and the unary calls go on. For DataServer::Stop.
+  void StartDraining() { draining_.store(true); }
+
   grpc::ServerWriteReactor<WindowBatch>* StreamWindows(grpc::CallbackServerContext* context,
                                                        const StreamWindowsRequest* request) override;
   grpc::ServerUnaryReactor* GetDatasetInfo(grpc::CallbackServerContext* context,
@@ -49,6 +56,7 @@ class GrpcDataService final : public DataService::CallbackService {
   BatchProducerPool* const pool_;
   DataServerMetrics* const metrics_;
   const int queue_batches_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace pianola

@@ -357,7 +357,8 @@ TEST_F(DataServiceIntegrationTest, SigtermDrainsAnOpenStreamAndExitsZero) {
   const uint64_t shard = batch.shard_size();
   child_.Signal(SIGTERM);
   while (reader->Read(&batch)) windows += batch.windows_size();
-  EXPECT_TRUE(reader->Finish().ok());
+  const grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
   EXPECT_EQ(windows, shard);
   EXPECT_EQ(child_.Wait(absl::Seconds(30)), 0);
 }
