@@ -128,15 +128,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 grpc::ServerWriteReactor<WindowBatch>* GrpcDataService::StreamWindows(
     grpc::CallbackServerContext* context, const StreamWindowsRequest* request) {
-  if (draining_.load()) {
-    const absl::Status refused =
-        absl::UnavailableError("the server is shutting down: ask another replica");
-    LogInfo(kLog, "stream refused peer=", context->peer(), " dataset=", request->dataset(), ": ",
-            refused.ToString());
-    if (metrics_ != nullptr) metrics_->Error(refused.code());
-    return new RefusedWriter(ToGrpcStatus(refused));
-  }
-  absl::StatusOr<std::unique_ptr<WindowStream>> stream = impl_->StreamWindows(*request);
+  absl::StatusOr<std::unique_ptr<WindowStream>> stream =
+      draining_.load() ? absl::UnavailableError("the server is shutting down: ask another replica")
+                       : impl_->StreamWindows(*request);
   if (!stream.ok()) {
     LogWarning(kLog, "stream refused peer=", context->peer(), " dataset=", request->dataset(),
                ": ", stream.status().ToString());
