@@ -1,5 +1,8 @@
 #include "common/args.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -55,6 +58,15 @@ ArgParser& ArgParser::AddBool(const std::string& name) {
 }
 
 absl::StatusOr<Args> ArgParser::Parse(int argc, char** argv) const {
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    if (a == "--help" || a == "-h") {
+      std::printf("usage: %s\n", usage_.c_str());
+      std::fflush(stdout);
+      std::exit(0);
+    }
+  }
   Args args;
   bool flags_done = false;
   for (int i = 0; i < argc; ++i) {

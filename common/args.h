@@ -15,6 +15,9 @@
 // Accepted forms: --name value, --name=value, and --bool (false unless given).
 // "--" ends flag parsing. Positional arguments are kept in order.
 // Unknown flags and missing values are InvalidArgument errors naming the flag.
+// --help or -h (before "--") prints "usage: " and the usage line to standard
+// output and exits the process with status 0, whatever else argv holds (as
+// absl's ParseCommandLine and Python's argparse do).
 
 #include <map>
 #include <string>

@@ -52,6 +52,20 @@ TEST(ArgsTest, RejectsUnknownAndMissing) {
   EXPECT_EQ(args->GetInt("fps", 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ArgsDeathTest, HelpPrintsUsageAndExitsZeroWhateverElseIsThere) {
+  ArgParser p("tool cmd --out X");
+  p.AddFlag("out", true);
+  std::vector<std::string> v = {"--bogus", "-h"};
+  auto argv = Argv(v);
+  EXPECT_EXIT(p.Parse(argv.size(), argv.data()), testing::ExitedWithCode(0), "");
+  // After "--" it is a positional argument like any other.
+  std::vector<std::string> after = {"--out", "x", "--", "--help"};
+  auto argv2 = Argv(after);
+  auto args = p.Parse(argv2.size(), argv2.data());
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(args->positional(), testing::ElementsAre("--help"));
+}
+
 TEST(HashTest, StableValues) {
   // Pinned: these values are part of the data contract (see hash.h).
   EXPECT_EQ(Mix64(0), 0xe220a8397b1dcdafULL);

@@ -34,7 +34,8 @@ struct SubcommandRegistrar {
 };
 
 // Runs argv[1] as a subcommand; prints usage listing every command when it is
-// missing or unknown (exit 2).
+// missing or unknown (to stderr, exit 2) or asked for with --help, -h or help
+// (to stdout, exit 0). `TOOL help COMMAND` runs `TOOL COMMAND --help`.
 int RunSubcommandMain(const char* tool, int argc, char** argv);
 
 }  // namespace pianola

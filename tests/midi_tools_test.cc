@@ -163,6 +163,28 @@ TEST_F(MidiToolsTest, RefusedFilesExitTwoWithOneErrorLine) {
   }
 }
 
+TEST_F(MidiToolsTest, HelpGoesToStdoutWithExitZero) {
+  Result r = Run({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: pianola-dataserver COMMAND"));
+  EXPECT_THAT(r.out, HasSubstr("midi-dump"));
+  EXPECT_EQ(r.err, "");
+  // A command's --help wins over its missing required flags and arguments.
+  r = Run({"pianoroll", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: pianola-dataserver pianoroll FILE.mid --out"));
+  EXPECT_EQ(r.err, "");
+  r = Run({"help", "midi-dump"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: pianola-dataserver midi-dump FILE.mid"));
+  // Not asked for, the usage explains an error: stderr, exit 2.
+  r = Run({"no-such-command"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("unknown command 'no-such-command'"));
+  EXPECT_THAT(r.err, HasSubstr("usage: pianola-dataserver COMMAND"));
+}
+
 TEST_F(MidiToolsTest, UsageAndMissingFileErrors) {
   Result r = Run({"midi-dump"});
   EXPECT_EQ(r.exit_code, 2);
