@@ -76,6 +76,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <kineto/ActivityType.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -227,7 +228,13 @@ void PrintDeviceActivity(const std::string& label,
   double total_ns = 0;
   int64_t launches = 0;
   for (const auto& e : events) {
-    if (e.deviceType() != c10::DeviceType::CUDA) continue;
+    // Work the device did: kernels, copies, fills. Not the GPU-side spans of
+    // user annotations (record_function ranges), which overlap the kernels
+    // they contain and would count their time twice.
+    if (e.deviceType() != c10::DeviceType::CUDA ||
+        e.activityType() == static_cast<uint8_t>(libkineto::ActivityType::GPU_USER_ANNOTATION)) {
+      continue;
+    }
     Agg& a = by_name[e.name()];
     ++a.calls;
     a.ns += static_cast<double>(e.durationNs());
@@ -247,6 +254,17 @@ void PrintDeviceActivity(const std::string& label,
                 static_cast<double>(rows[i].second.calls) / kProfileSteps,
                 rows[i].second.ns / 1e6 / kProfileSteps);
   }
+}
+
+// An empty profiler session recording CPU and CUDA activity.
+void InitProfilerForCudaGraphs() {
+  namespace prof = torch::autograd::profiler;
+  namespace impl = torch::profiler::impl;
+  const std::set<impl::ActivityType> activities = {impl::ActivityType::CPU,
+                                                   impl::ActivityType::CUDA};
+  prof::prepareProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO), activities);
+  prof::enableProfiler(impl::ProfilerConfig(impl::ProfilerState::KINETO), activities);
+  (void)prof::disableProfiler();
 }
 
 // Runs `step` kProfileSteps times under the Kineto profiler and prints the
@@ -466,23 +484,43 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
   } else {
     noise = cpu_noise;
   }
-  // As TrainingRun::Step: the loss's device work (eager, or through `graph`),
-  // the loss read back, the optimizer step.
+  std::unique_ptr<CudaGraphStep> graph;
+  if (args.cuda) {
+    // A profiler session before the capture, as torch.profiler's
+    // _init_for_cuda_graphs does: CUPTI set up after a graph was captured
+    // can break that graph's replays (pytorch#75504).
+    if (args.profile) InitProfilerForCudaGraphs();
+    absl::StatusOr<std::unique_ptr<CudaGraphStep>> made = CudaGraphStep::Create(device);
+    if (!made.ok()) {
+      std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
+      return false;
+    }
+    graph = *std::move(made);
+  }
+  // As TrainingRun::Step: the loss's device work (eager, or through
+  // `through`, the graph), the loss read back, the optimizer step.
   torch::Tensor loss_t, norm_t;
-  auto step = [&](CudaGraphStep* graph) {
-    if (graph == nullptr || !graph->captured()) adam->zero_grad();
+  auto step = [&](CudaGraphStep* through) {
+    if (through == nullptr) {
+      // Eager. Once the graph is captured, its gradient buffers must stay
+      // the parameters' .grad (replays write them, the optimizer reads
+      // them): zero them in place rather than set them to None.
+      adam->zero_grad(/*set_to_none=*/graph == nullptr || !graph->captured());
+    } else if (!through->captured()) {
+      adam->zero_grad();  // warm-up and capture allocate the gradients
+    }
     auto work = [&] {
       torch::Tensor total;
       {
-        AutocastScope autocast(args.cuda, /*cache_enabled=*/graph == nullptr);
+        AutocastScope autocast(args.cuda, /*cache_enabled=*/through == nullptr);
         total = model->Loss(mb, noise)->total;
       }
       loss_t = total.detach();
       total.backward();
       norm_t = ClipGradNormTensor(params, clip);
     };
-    if (graph != nullptr) {
-      graph->Run(work);
+    if (through != nullptr) {
+      through->Run(work);
     } else {
       work();
     }
@@ -494,23 +532,13 @@ bool RunCase(const std::string& preset, DecoderKind kind, const BenchArgs& args)
     if (args.cuda) torch::cuda::synchronize();
   };
   // Seconds per step over `steps` steps.
-  auto timed = [&](CudaGraphStep* graph) {
+  auto timed = [&](CudaGraphStep* through) {
     sync();
     const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i) step(graph);
+    for (int i = 0; i < steps; ++i) step(through);
     sync();
     return Seconds(start) / steps;
   };
-  std::unique_ptr<CudaGraphStep> graph;
-  if (args.cuda) {
-    absl::StatusOr<std::unique_ptr<CudaGraphStep>> made = CudaGraphStep::Create(device);
-    if (!made.ok()) {
-      std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
-      return false;
-    }
-    graph = *std::move(made);
-  }
-
   const double samples = static_cast<double>(batch) * o.data.window_samples;
   double best_cpp = 0, best_graph = 0, best_py = 0, cpp_first = 0, py_first = 0;
   double cpp_faults = 0, py_faults = 0;  // minor page faults per step, of the best runs

@@ -216,7 +216,10 @@ class WaveNet(nn.Module):
                 a = F.conv1d(F.pad(x, ((self.k - 1) * dil, 0)), conv.weight, None, 1, 0, dil)
             else:
                 a = F.conv1d(x, conv.weight, None, 1, dil * (self.k - 1) // 2, dil)
-            bias = conv.bias.view(1, g2, 1)
+            # In the conv output's dtype: under bf16 autocast a float32 bias
+            # would promote the sum and the gate to float32 (the C++ model
+            # adds its biases in the conv's bf16).
+            bias = conv.bias.to(a.dtype).view(1, g2, 1)
             if hidden is not None and self.has_cond:
                 bias = getattr(self, f"cond{i}")(hidden) + bias
             if global_biases is not None:
@@ -316,7 +319,9 @@ def print_device_activity(events, count, wall, top=15):
     from torch.autograd import DeviceType
     by_name = {}
     for e in events:
-        if e.device_type != DeviceType.CUDA:
+        # Kernels, copies and fills; not the GPU-side spans of user annotations (the
+        # optimizer's record_function ranges), which overlap the kernels they contain.
+        if e.device_type != DeviceType.CUDA or getattr(e, "is_user_annotation", False):
             continue
         calls, us = by_name.get(e.name, (0, 0.0))
         by_name[e.name] = (calls + 1, us + e.time_range.elapsed_us())

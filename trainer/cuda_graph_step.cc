@@ -6,6 +6,7 @@
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <c10/util/Exception.h>
 #include <torch/cuda.h>
 
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,7 @@ struct CudaGraphStep::Impl {
   c10::cuda::CUDAStream side;
   at::cuda::CUDAGraph graph;
   bool captured = false;
+  bool capture_failed = false;
   int64_t calls = 0;
 };
 
@@ -69,12 +71,15 @@ void CudaGraphStep::Run(const std::function<void()>& work) {
     } else if (s.calls < s.warmup_calls) {
       work();
     } else {
+      TORCH_CHECK(!s.capture_failed, "CUDA graphs: the capture failed in an earlier call");
       s.graph.capture_begin();
       try {
         work();
       } catch (...) {
-        // End the capture so the stream is usable; the partial graph is
-        // discarded with the exception.
+        // Try to end the capture so the stream leaves capture mode; ending an
+        // invalidated capture can fail too, leaving the allocator's capture
+        // state behind, so this object refuses further calls.
+        s.capture_failed = true;
         try {
           s.graph.capture_end();
         } catch (...) {

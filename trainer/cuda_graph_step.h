@@ -63,7 +63,9 @@ class CudaGraphStep {
   CudaGraphStep& operator=(const CudaGraphStep&) = delete;
 
   // Runs `work` (eager, captured then replayed, or replayed: see above).
-  // Errors raised by `work` or by the capture propagate as c10::Error.
+  // Errors raised by `work` or by the capture propagate as c10::Error; after
+  // a failed capture every later call throws (start over with a new object,
+  // or train eagerly).
   void Run(const std::function<void()>& work);
 
   // True once the graph is captured (Run replays from then on).
