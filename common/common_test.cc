@@ -2,6 +2,9 @@
 
 #include <filesystem>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "common/args.h"
 #include "common/file_util.h"
 #include "common/hash.h"
@@ -94,6 +97,43 @@ TEST(FileUtilTest, AtomicWriteAndRead) {
   int n = 0;
   for (auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file();
   EXPECT_EQ(n, 1);
+}
+
+TEST(FileUtilTest, WritesThroughSymlinksAndRefusesToReplaceWhatIsNotAFile) {
+  const std::string dir = testing::TempDir() + "/file_util_targets_" + std::to_string(::getpid());
+  ASSERT_TRUE(RemoveTree(dir).ok());
+  ASSERT_TRUE(MakeDirs(dir + "/sub").ok());
+  // A link is written through: the file it points to changes, the link stays.
+  ASSERT_TRUE(WriteFileAtomic(dir + "/target.txt", "old").ok());
+  std::filesystem::create_symlink("target.txt", dir + "/link.txt");
+  ASSERT_TRUE(WriteFileAtomic(dir + "/link.txt", "new").ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(dir + "/link.txt"));
+  EXPECT_EQ(ReadFile(dir + "/target.txt").value_or(""), "new");
+  EXPECT_EQ(WritableFileTarget(dir + "/link.txt").value_or(""),
+            std::filesystem::canonical(dir + "/target.txt").string());
+  // A dangling link, a directory, a FIFO, a trailing slash: refused, named,
+  // and left as they were.
+  std::filesystem::create_symlink("missing.txt", dir + "/dangling.txt");
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0644), 0);
+  for (const std::string& bad :
+       {dir + "/dangling.txt", dir + "/sub", dir + "/fifo", dir + "/sub/"}) {
+    SCOPED_TRACE(bad);
+    absl::Status s = WriteFileAtomic(bad, "x");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(s.message(), testing::HasSubstr(bad));
+    EXPECT_EQ(WritableFileTarget(bad).status(), s);
+  }
+  EXPECT_THAT(WriteFileAtomic(dir + "/fifo", "x").message(), testing::HasSubstr("a FIFO"));
+  EXPECT_THAT(WriteFileAtomic(dir + "/sub", "x").message(), testing::HasSubstr("a directory"));
+  EXPECT_TRUE(std::filesystem::is_fifo(dir + "/fifo"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir + "/sub"));
+  EXPECT_EQ(WriteFileAtomic(dir + "/nodir/f", "x").code(), absl::StatusCode::kNotFound);
+  // Reading a FIFO is refused at once rather than waiting for a writer.
+  EXPECT_THAT(ReadFile(dir + "/fifo").status().message(), testing::HasSubstr("a FIFO"));
+  EXPECT_THAT(RequireRegularFile(dir + "/fifo").message(), testing::HasSubstr("a FIFO"));
+  EXPECT_TRUE(RequireRegularFile(dir + "/link.txt").ok());
+  EXPECT_EQ(RequireRegularFile(dir + "/missing").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(RemoveTree(dir).ok());
 }
 
 TEST(FileUtilTest, RemoveTreeRemovesNestedDirectoriesAndToleratesMissing) {

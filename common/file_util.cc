@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -22,10 +23,25 @@ absl::Status ErrnoError(const std::string& what, const std::string& path) {
   return absl::InternalError(msg);
 }
 
+const char* FileKind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "another kind of file";
+}
+
+absl::Status NotRegular(const std::string& path, mode_t mode) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": not a regular file (", FileKind(mode), ")"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it is
+  // refused below like any other file that is not a regular one.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ErrnoError("open", path);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -35,7 +51,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes)
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+    return NotRegular(path, st.st_mode);
   }
   if (st.st_size > max_bytes) {
     ::close(fd);
@@ -60,10 +76,53 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes)
   return out;
 }
 
+absl::Status RequireRegularFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError("stat", path);
+  if (!S_ISREG(st.st_mode)) return NotRegular(path, st.st_mode);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> WritableFileTarget(const std::string& path) {
+  if (path.empty() || path.back() == '/') {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "': names a directory, not a file"));
+  }
+  std::string target = path;
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    char* resolved = ::realpath(path.c_str(), nullptr);
+    if (resolved == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": a symbolic link to a missing file (", std::strerror(errno), ")"));
+    }
+    target = resolved;
+    std::free(resolved);
+  }
+  if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": exists and is ", FileKind(st.st_mode), "; refusing to replace it"));
+  }
+  const std::filesystem::path parent = std::filesystem::path(target).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
+  if (::stat(dir.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(path, ": directory ", dir, " does not exist"));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", dir, " is not a directory"));
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(path, ": directory ", dir, " is not writable: ", std::strerror(errno)));
+  }
+  return target;
+}
+
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents) {
-  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  absl::StatusOr<std::string> target = WritableFileTarget(path);
+  if (!target.ok()) return target.status();
+  std::string tmp = absl::StrCat(*target, ".tmp.", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("create", tmp);
+  if (fd < 0) return ErrnoError(absl::StrCat("create ", tmp), path);
   size_t done = 0;
   while (done < contents.size()) {
     ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
@@ -83,12 +142,12 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents
     return s;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::rename(tmp.c_str(), target->c_str()) != 0) {
     absl::Status s = ErrnoError("rename", path);
     ::unlink(tmp.c_str());
     return s;
   }
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::filesystem::path parent = std::filesystem::path(*target).parent_path();
   const std::string dir = parent.empty() ? std::string(".") : parent.string();
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

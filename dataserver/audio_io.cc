@@ -286,6 +286,7 @@ namespace {
 // Opens a file for reading; NotFound for a missing file, else libsndfile's
 // reason for refusing it.
 absl::StatusOr<SndfilePtr> OpenFile(const std::string& path, SF_INFO* sf) {
+  RETURN_IF_ERROR(RequireRegularFile(path));  // a FIFO would block sf_open
   SndfilePtr file(sf_open(path.c_str(), SFM_READ, sf));
   if (file) return file;
   FILE* probe = std::fopen(path.c_str(), "rb");

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -14,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/file_util.h"
 #include "common/log.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
@@ -39,6 +43,55 @@ constexpr double kSilentRms = 1e-3;
 
 absl::Status TorchError(absl::string_view what, const c10::Error& e) {
   return absl::InternalError(absl::StrCat(what, ": ", e.what_without_backtrace()));
+}
+
+// What tells two paths apart as files: the path with its directory resolved
+// (the file itself resolved when it exists).
+std::string SameFileKey(const std::string& path) {
+  const std::filesystem::path p(path);
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) {
+    const std::string dir = p.parent_path().empty() ? std::string(".") : p.parent_path().string();
+    resolved = ::realpath(dir.c_str(), nullptr);
+    if (resolved == nullptr) return path;
+    std::string key = absl::StrCat(resolved, "/", p.filename().string());
+    std::free(resolved);
+    return key;
+  }
+  std::string key = resolved;
+  std::free(resolved);
+  return key;
+}
+
+// The files a transfer writes, checked before any work: each one writable
+// where it is (WritableFileTarget), none of them the same file as another
+// or as an input (`--out x.png` would put the spectrogram over the audio;
+// `--out` = `--reference` would replace the reference).
+absl::Status CheckOutputs(const TransferOptions& o) {
+  std::vector<std::pair<std::string, std::string>> outputs;  // (what, path)
+  for (int take = 1; take <= o.batch; ++take) {
+    outputs.emplace_back("the audio", TakePath(o.out, take));
+    if (o.spectrograms) outputs.emplace_back("the spectrogram", TakePath(o.out, take, ".png"));
+  }
+  if (o.spectrograms) {
+    outputs.emplace_back("the reference's spectrogram", ReferencePngPath(o.out));
+  }
+  std::map<std::string, std::string> taken;  // SameFileKey -> what is there
+  for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--reference", o.reference},
+                                   {"--midi", o.midi},
+                                   {"--checkpoint", o.checkpoint}}) {
+    taken.emplace(SameFileKey(path), absl::StrCat("the input ", flag, " ", path));
+  }
+  for (const auto& [what, path] : outputs) {
+    absl::StatusOr<std::string> target = WritableFileTarget(path);
+    if (!target.ok()) return Annotate(target.status(), absl::StrCat("--out ", o.out));
+    auto [it, fresh] = taken.emplace(SameFileKey(*target), absl::StrCat(what, " ", path));
+    if (!fresh) {
+      return absl::InvalidArgumentError(absl::StrCat("--out ", o.out, ": ", what, " ", path,
+                                                     " would overwrite ", it->second));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckOptions(const TransferOptions& o) {
@@ -73,13 +126,7 @@ absl::Status CheckOptions(const TransferOptions& o) {
   if (o.cpu_threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--threads: ", o.cpu_threads, " < 0"));
   }
-  std::error_code ec;
-  const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
-  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
-    return absl::NotFoundError(
-        absl::StrCat("--out ", o.out, ": directory ", parent.string(), " does not exist"));
-  }
-  return absl::OkStatus();
+  return CheckOutputs(o);
 }
 
 absl::StatusOr<torch::Device> PickDevice(const std::string& name) {

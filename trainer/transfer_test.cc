@@ -355,5 +355,38 @@ TEST_F(TransferTest, BadOptions) {
   }
 }
 
+// Outputs are checked before any work: none may replace an input, another
+// output, or something that is not a file.
+TEST_F(TransferTest, OutputsThatWouldReplaceInputsOrEachOtherAreRefusedUpFront) {
+  const std::string ref_copy = *dir_ + "/ref_copy.wav";
+  std::filesystem::copy_file(*reference_, ref_copy,
+                             std::filesystem::copy_options::overwrite_existing);
+  const std::string ref_bytes = ReadFile(ref_copy).value_or("");
+  TransferOptions o = Options(*ar_, "ref_copy.wav");
+  o.reference = ref_copy;
+  absl::Status s = RunTransfer(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("would overwrite the input --reference"));
+  EXPECT_EQ(ReadFile(ref_copy).value_or(""), ref_bytes);
+  // Through another spelling of the same path.
+  o.out = *dir_ + "/./ref_copy.wav";
+  EXPECT_THAT(RunTransfer(o).status().message(), HasSubstr("--reference"));
+  o = Options(*ar_, "song.png");  // the spectrogram would replace the audio
+  s = RunTransfer(o).status();
+  EXPECT_THAT(s.message(), HasSubstr("the spectrogram " + *dir_ + "/song.png would overwrite "
+                                     "the audio"));
+  o.spectrograms = false;  // then it is just an odd name for a WAV file
+  EXPECT_TRUE(RunTransfer(o).ok());
+  const std::string sub = *dir_ + "/a_directory";
+  std::filesystem::create_directories(sub);
+  o = Options(*ar_, "a_directory");
+  s = RunTransfer(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("a directory"));
+  o = Options(*ar_, "a_directory/");
+  EXPECT_EQ(RunTransfer(o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(std::filesystem::is_directory(sub));
+}
+
 }  // namespace
 }  // namespace pianola
