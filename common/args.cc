@@ -57,6 +57,11 @@ ArgParser& ArgParser::AddBool(const std::string& name) {
   return *this;
 }
 
+ArgParser& ArgParser::AddPositional(const std::string& name) {
+  positionals_.push_back(name);
+  return *this;
+}
+
 absl::StatusOr<Args> ArgParser::Parse(int argc, char** argv) const {
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
@@ -109,6 +114,17 @@ absl::StatusOr<Args> ArgParser::Parse(int argc, char** argv) const {
     if (required && !args.Has(name)) {
       return absl::InvalidArgumentError(absl::StrCat("missing required flag --", name));
     }
+  }
+  if (args.positional_.size() > positionals_.size()) {
+    const std::string& extra = args.positional_[positionals_.size()];
+    const bool one_dash = extra.size() > 1 && extra[0] == '-';
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", extra, "'",
+                     one_dash ? absl::StrCat(" (flags take two dashes: -", extra, ")") : ""));
+  }
+  if (args.positional_.size() < positionals_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing argument ", positionals_[args.positional_.size()]));
   }
   return args;
 }

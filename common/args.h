@@ -14,7 +14,10 @@
 //
 // Accepted forms: --name value, --name=value, and --bool (false unless given).
 // "--" ends flag parsing. Positional arguments are kept in order.
-// Unknown flags and missing values are InvalidArgument errors naming the flag.
+// Unknown flags and missing values are InvalidArgument errors naming the flag;
+// so are positional arguments beyond those declared with AddPositional (none
+// by default: a stray word or a one-dash `-seconds` must not pass silently),
+// and missing declared ones.
 // --help or -h (before "--") prints "usage: " and the usage line to standard
 // output and exits the process with status 0, whatever else argv holds (as
 // absl's ParseCommandLine and Python's argparse do).
@@ -50,6 +53,8 @@ class ArgParser {
   explicit ArgParser(std::string usage) : usage_(std::move(usage)) {}
   ArgParser& AddFlag(const std::string& name, bool required = false);
   ArgParser& AddBool(const std::string& name);
+  // The next required positional argument, named as the usage line names it.
+  ArgParser& AddPositional(const std::string& name);
   // Parses argv[0..argc) (the arguments after the subcommand name).
   absl::StatusOr<Args> Parse(int argc, char** argv) const;
   const std::string& usage() const { return usage_; }
@@ -58,6 +63,7 @@ class ArgParser {
   std::string usage_;
   std::map<std::string, bool> flags_;  // name -> required
   std::map<std::string, bool> bools_;
+  std::vector<std::string> positionals_;
 };
 
 }  // namespace pianola

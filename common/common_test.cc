@@ -24,7 +24,7 @@ std::vector<char*> Argv(std::vector<std::string>& v) {
 
 TEST(ArgsTest, ParsesFlagsBoolsRepeatsAndPositionals) {
   ArgParser p("usage");
-  p.AddFlag("out", true).AddFlag("dataset").AddBool("frames");
+  p.AddFlag("out", true).AddFlag("dataset").AddBool("frames").AddPositional("IN.mid");
   std::vector<std::string> v = {"in.mid", "--out", "x.npy", "--dataset=a", "--dataset", "b,c",
                                 "--frames"};
   auto argv = Argv(v);
@@ -48,6 +48,21 @@ TEST(ArgsTest, RejectsUnknownAndMissing) {
   std::vector<std::string> novalue = {"--out"};
   auto a3 = Argv(novalue);
   EXPECT_FALSE(p.Parse(a3.size(), a3.data()).ok());
+  // Positional arguments: only those declared, all of them.
+  std::vector<std::string> stray = {"--out", "x", "-fps", "250"};
+  auto a5 = Argv(stray);
+  EXPECT_THAT(p.Parse(a5.size(), a5.data()).status().message(),
+              testing::HasSubstr("unexpected argument '-fps' (flags take two dashes: --fps)"));
+  ArgParser with_file("usage");
+  with_file.AddPositional("FILE.mid");
+  std::vector<std::string> none = {};
+  auto a6 = Argv(none);
+  EXPECT_THAT(with_file.Parse(a6.size(), a6.data()).status().message(),
+              testing::HasSubstr("missing argument FILE.mid"));
+  std::vector<std::string> two = {"a.mid", "b.mid"};
+  auto a7 = Argv(two);
+  EXPECT_THAT(with_file.Parse(a7.size(), a7.data()).status().message(),
+              testing::HasSubstr("unexpected argument 'b.mid'"));
   std::vector<std::string> badint = {"--out", "x", "--fps", "fast"};
   auto a4 = Argv(badint);
   auto args = p.Parse(a4.size(), a4.data());
@@ -56,8 +71,8 @@ TEST(ArgsTest, RejectsUnknownAndMissing) {
 }
 
 TEST(ArgsDeathTest, HelpPrintsUsageAndExitsZeroWhateverElseIsThere) {
-  ArgParser p("tool cmd --out X");
-  p.AddFlag("out", true);
+  ArgParser p("tool cmd --out X [ARG]");
+  p.AddFlag("out", true).AddPositional("ARG");
   std::vector<std::string> v = {"--bogus", "-h"};
   auto argv = Argv(v);
   EXPECT_EXIT(p.Parse(argv.size(), argv.data()), testing::ExitedWithCode(0), "");

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/args.h"
@@ -26,7 +27,10 @@ namespace {
 // Exit statuses: 0 ok, 1 runtime failure, 2 bad input or usage.
 int Fail(const ArgParser& parser, const absl::Status& status) {
   std::fprintf(stderr, "%s\n", std::string(status.ToString()).c_str());
-  if (status.code() == absl::StatusCode::kInvalidArgument && status.message().find("flag") != absl::string_view::npos) {
+  // Parse errors (unknown or missing flags and arguments) come with the usage.
+  if (status.code() == absl::StatusCode::kInvalidArgument &&
+      (absl::StrContains(status.message(), "flag") ||
+       absl::StrContains(status.message(), "argument"))) {
     std::fprintf(stderr, "usage: %s\n", parser.usage().c_str());
   }
   switch (status.code()) {
@@ -101,12 +105,9 @@ int RunImport(int argc, char** argv) {
 
 int RunIndex(int argc, char** argv) {
   ArgParser parser("pianola-dataserver index DATASET [--quiet]");
-  parser.AddBool("quiet");
+  parser.AddBool("quiet").AddPositional("DATASET");
   absl::StatusOr<Args> args = parser.Parse(argc, argv);
   if (!args.ok()) return Fail(parser, args.status());
-  if (args->positional().size() != 1) {
-    return Fail(parser, absl::InvalidArgumentError("index needs exactly one DATASET directory (flag usage)"));
-  }
   absl::Status s = BuildIndex(args->positional()[0], !args->GetBool("quiet"));
   if (!s.ok()) return Fail(parser, s);
   std::printf("indexed %s\n", args->positional()[0].c_str());
@@ -115,11 +116,9 @@ int RunIndex(int argc, char** argv) {
 
 int RunInfo(int argc, char** argv) {
   ArgParser parser("pianola-dataserver info DATASET");
+  parser.AddPositional("DATASET");
   absl::StatusOr<Args> args = parser.Parse(argc, argv);
   if (!args.ok()) return Fail(parser, args.status());
-  if (args->positional().size() != 1) {
-    return Fail(parser, absl::InvalidArgumentError("info needs exactly one DATASET directory (flag usage)"));
-  }
   absl::StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(args->positional()[0]);
   if (!ds.ok()) return Fail(parser, ds.status());
   const Dataset& d = **ds;

@@ -57,11 +57,9 @@ int Fail(absl::string_view command, const absl::Status& s) {
   return ExitCode(s);
 }
 
-absl::StatusOr<std::string> OnePositional(const Args& args, const char* usage) {
-  if (args.positional().size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("expected one MIDI file; usage: ", usage));
-  }
-  return args.positional()[0];
+// A usage error, with the usage line.
+absl::Status UsageError(const absl::Status& s, const char* usage) {
+  return absl::InvalidArgumentError(absl::StrCat(s.message(), "; usage: ", usage));
 }
 
 absl::StatusOr<midi::Performance> Read(absl::string_view command, const std::string& path) {
@@ -82,7 +80,7 @@ absl::Status WriteStdout(const std::string& text) {
 }
 
 absl::Status Dump(const Args& args) {
-  ASSIGN_OR_RETURN(std::string path, OnePositional(args, kDumpUsage));
+  const std::string& path = args.positional()[0];
   ASSIGN_OR_RETURN(midi::Performance perf, Read("midi-dump", path));
   std::string out;
   if (args.GetBool("pedal")) {
@@ -104,7 +102,7 @@ absl::Status Dump(const Args& args) {
 }
 
 absl::Status Roll(const Args& args) {
-  ASSIGN_OR_RETURN(std::string path, OnePositional(args, kRollUsage));
+  const std::string& path = args.positional()[0];
   PianoRollOptions options;
   ASSIGN_OR_RETURN(options.fps, args.GetDouble("fps", options.fps));
   options.kind = args.GetBool("frames") ? RollKind::kFrames : RollKind::kOnsets;
@@ -122,9 +120,9 @@ absl::Status Roll(const Args& args) {
 
 int RunMidiDump(int argc, char** argv) {
   ArgParser parser(kDumpUsage);
-  parser.AddBool("pedal");
+  parser.AddBool("pedal").AddPositional("FILE.mid");
   absl::StatusOr<Args> args = parser.Parse(argc, argv);
-  if (!args.ok()) return Fail("midi-dump", args.status());
+  if (!args.ok()) return Fail("midi-dump", UsageError(args.status(), kDumpUsage));
   absl::Status s = Dump(*args);
   return s.ok() ? 0 : Fail("midi-dump", s);
 }
@@ -132,8 +130,9 @@ int RunMidiDump(int argc, char** argv) {
 int RunPianoRoll(int argc, char** argv) {
   ArgParser parser(kRollUsage);
   parser.AddFlag("out", /*required=*/true).AddFlag("fps").AddBool("frames");
+  parser.AddPositional("FILE.mid");
   absl::StatusOr<Args> args = parser.Parse(argc, argv);
-  if (!args.ok()) return Fail("pianoroll", args.status());
+  if (!args.ok()) return Fail("pianoroll", UsageError(args.status(), kRollUsage));
   absl::Status s = Roll(*args);
   return s.ok() ? 0 : Fail("pianoroll", s);
 }
