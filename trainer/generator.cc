@@ -64,26 +64,36 @@ StepWeights KernelWeights(WaveNet& d) {
   return w;
 }
 
-absl::Status CheckInputs(WaveNet& d, const torch::Tensor& cond, const torch::Tensor& z) {
+absl::Status CheckInputs(WaveNet& d, const ConditioningSpans& cond, const torch::Tensor& z) {
   const DecoderConfig& c = d->config();
-  if (!cond.defined() || cond.dim() != 3) {
-    return absl::InvalidArgumentError("conditioning: expected a [B, C, T] tensor");
-  }
-  if (cond.size(1) != c.cond_channels) {
-    return absl::InvalidArgumentError(absl::StrCat("conditioning: has ", cond.size(1),
+  if (!cond.slice) return absl::InvalidArgumentError("conditioning: no slice function");
+  if (cond.channels != c.cond_channels) {
+    return absl::InvalidArgumentError(absl::StrCat("conditioning: has ", cond.channels,
                                                    " channels, the decoder expects ",
                                                    c.cond_channels));
   }
-  if (cond.size(0) < 1 || cond.size(2) < 1) {
+  if (cond.batch < 1 || cond.length < 1) {
     return absl::InvalidArgumentError("conditioning: empty batch or length");
   }
   if (d->z_dim() > 0) {
-    if (!z.defined() || z.dim() != 2 || z.size(0) != cond.size(0) || z.size(1) != d->z_dim()) {
+    if (!z.defined() || z.dim() != 2 || z.size(0) != cond.batch || z.size(1) != d->z_dim()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("z: expected [", cond.size(0), ", ", d->z_dim(), "]"));
+          absl::StrCat("z: expected [", cond.batch, ", ", d->z_dim(), "]"));
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckShape(const torch::Tensor& cond) {
+  if (!cond.defined() || cond.dim() != 3) {
+    return absl::InvalidArgumentError("conditioning: expected a [B, C, T] tensor");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckInputs(WaveNet& d, const torch::Tensor& cond, const torch::Tensor& z) {
+  RETURN_IF_ERROR(CheckShape(cond));
+  return CheckInputs(d, ConditioningSpans::Of(cond), z);
 }
 
 torch::Tensor InitialClasses(const torch::Tensor& initial, int64_t batch, int levels) {
@@ -115,6 +125,13 @@ int64_t ChunkLength(int64_t total, int64_t max_chunk, int64_t fold, int64_t half
 }
 
 }  // namespace
+
+ConditioningSpans ConditioningSpans::Of(const torch::Tensor& cond) {
+  return {.batch = cond.size(0),
+          .channels = cond.size(1),
+          .length = cond.size(2),
+          .slice = [cond](int64_t start, int64_t n) { return cond.narrow(2, start, n); }};
+}
 
 int64_t SampleClass(const float* logits, int classes, double temperature, double u) {
   int best = 0;
@@ -201,16 +218,25 @@ absl::StatusOr<std::unique_ptr<AutoregressiveGenerator>> AutoregressiveGenerator
   return g;
 }
 
-static absl::Status CheckPrompt(const torch::Tensor& prompt, const torch::Tensor& cond) {
+static absl::Status CheckPrompt(const torch::Tensor& prompt, const ConditioningSpans& cond) {
   if (!prompt.defined()) return absl::OkStatus();
-  if (prompt.dim() != 2 || prompt.size(0) != cond.size(0) || prompt.size(1) > cond.size(2)) {
+  if (prompt.dim() != 2 || prompt.size(0) != cond.batch || prompt.size(1) > cond.length) {
     return absl::InvalidArgumentError(
-        absl::StrCat("prompt: expected [", cond.size(0), ", P] with P <= ", cond.size(2)));
+        absl::StrCat("prompt: expected [", cond.batch, ", P] with P <= ", cond.length));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<GenerationResult> AutoregressiveGenerator::Generate(const torch::Tensor& cond,
+                                                                  const torch::Tensor& z,
+                                                                  torch::Generator rng,
+                                                                  bool keep_logits,
+                                                                  const torch::Tensor& prompt) {
+  RETURN_IF_ERROR(CheckShape(cond));
+  return Generate(ConditioningSpans::Of(cond), z, rng, keep_logits, prompt);
+}
+
+absl::StatusOr<GenerationResult> AutoregressiveGenerator::Generate(const ConditioningSpans& cond,
                                                                   const torch::Tensor& z,
                                                                   torch::Generator rng,
                                                                   bool keep_logits,
@@ -232,11 +258,11 @@ absl::StatusOr<torch::Tensor> AutoregressiveGenerator::ForcedLogits(const torch:
   // first T - 1 samples as a prompt.
   const int64_t total = inputs.size(1);
   ASSIGN_OR_RETURN(GenerationResult r,
-                   Run(cond, z, inputs.select(1, 0), inputs.narrow(1, 1, total - 1), nullptr,
-                       /*keep_logits=*/true));
+                   Run(ConditioningSpans::Of(cond), z, inputs.select(1, 0),
+                       inputs.narrow(1, 1, total - 1), nullptr, /*keep_logits=*/true));
   return r.logits;}
 
-absl::StatusOr<GenerationResult> AutoregressiveGenerator::Run(const torch::Tensor& cond_in,
+absl::StatusOr<GenerationResult> AutoregressiveGenerator::Run(const ConditioningSpans& cond,
                                                              const torch::Tensor& z,
                                                              const torch::Tensor& initial,
                                                              const torch::Tensor& prompt,
@@ -247,12 +273,11 @@ absl::StatusOr<GenerationResult> AutoregressiveGenerator::Run(const torch::Tenso
     torch::NoGradGuard no_grad;
     const DecoderConfig& c = d->config();
     const torch::Device device = d->parameters().front().device();
-    const int64_t batch = cond_in.size(0);
-    const int64_t total = cond_in.size(2);
+    const int64_t batch = cond.batch;
+    const int64_t total = cond.length;
     const int q = c.quantization_levels;
     const int64_t g2 = 2 * c.gate_channels;
     const int layers = d->num_layers();
-    torch::Tensor cond = cond_in.to(device, torch::kFloat);
     torch::Tensor global = d->GlobalBiases(z.defined() ? z.to(device) : z);
     torch::Tensor prompt_cpu =
         prompt.defined() ? prompt.to(torch::kCPU, torch::kLong).contiguous() : torch::Tensor();
@@ -280,7 +305,7 @@ absl::StatusOr<GenerationResult> AutoregressiveGenerator::Run(const torch::Tenso
 
     for (int64_t t0 = 0; t0 < total; t0 += options_.block_samples) {
       const int64_t n = std::min(options_.block_samples, total - t0);
-      torch::Tensor hidden = d->ConditioningHidden(cond.narrow(2, t0, n));
+      torch::Tensor hidden = d->ConditioningHidden(cond.slice(t0, n).to(device, torch::kFloat));
       std::vector<torch::Tensor> biases(layers);  // [B, n, 2G]
       for (int l = 0; l < layers; ++l) {
         biases[l] = d->LayerBias(l, hidden, global).expand({batch, g2, n}).transpose(1, 2)
@@ -358,7 +383,7 @@ absl::StatusOr<GenerationResult> NaiveGenerate(WaveNet decoder, const torch::Ten
     return absl::InvalidArgumentError("NaiveGenerate: the decoder must be autoregressive");
   }
   RETURN_IF_ERROR(CheckInputs(decoder, cond_in, z));
-  RETURN_IF_ERROR(CheckPrompt(prompt, cond_in));
+  RETURN_IF_ERROR(CheckPrompt(prompt, ConditioningSpans::Of(cond_in)));
   if (options.block_samples < 1) {
     return absl::InvalidArgumentError("GeneratorOptions.block_samples: must be positive");
   }
@@ -409,23 +434,33 @@ absl::StatusOr<GenerationResult> NaiveGenerate(WaveNet decoder, const torch::Ten
   }
 }
 
-absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tensor& cond_in,
+absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tensor& cond,
+                                             const torch::Tensor& z, torch::Generator rng,
+                                             const ParallelRenderOptions& options) {
+  RETURN_IF_ERROR(CheckShape(cond));
+  return RenderParallel(decoder, ConditioningSpans::Of(cond), z, rng, options);
+}
+
+absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const ConditioningSpans& cond,
                                              const torch::Tensor& z, torch::Generator rng,
                                              const ParallelRenderOptions& options) {
   if (decoder.is_empty() || decoder->autoregressive()) {
     return absl::InvalidArgumentError("RenderParallel: the decoder must be parallel");
   }
-  RETURN_IF_ERROR(CheckInputs(decoder, cond_in, z));
+  RETURN_IF_ERROR(CheckInputs(decoder, cond, z));
   try {
     torch::NoGradGuard no_grad;
     const torch::Device device = decoder->parameters().front().device();
-    const int64_t batch = cond_in.size(0);
-    const int64_t total = cond_in.size(2);
+    const int64_t batch = cond.batch;
+    const int64_t total = cond.length;
     // Chunks start on fold boundaries and overlap by whole folded blocks, so
     // every chunk folds its samples exactly as the one pass does.
     const int64_t fold = decoder->fold();
     const int64_t half = decoder->context_samples();  // a multiple of fold
-    torch::Tensor cond = cond_in.to(device, torch::kFloat);
+    // One span of the conditioning on the decoder's device.
+    auto span = [&](int64_t start, int64_t n) {
+      return cond.slice(start, n).to(device, torch::kFloat);
+    };
     torch::Tensor zd = z.defined() ? z.to(device) : z;
     torch::Tensor noise = torch::randn({batch, total}, rng, torch::kFloat).to(device);
     const int threads = at::get_num_threads();
@@ -433,7 +468,7 @@ absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tenso
     const int64_t chunk = ChunkLength(total, options.chunk_samples, fold, half,
                                       concurrent ? threads : 1);
     if (chunk >= total) {
-      torch::Tensor out = decoder->forward(noise, cond, zd);
+      torch::Tensor out = decoder->forward(noise, span(0, total), zd);
       if (options.on_progress) options.on_progress(total, total);
       return out;
     }
@@ -449,7 +484,7 @@ absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tenso
       const int64_t lo = std::max<int64_t>(0, s - half);
       const int64_t hi = std::min(total, e + half);
       torch::Tensor out = decoder->forward(noise.narrow(1, lo, hi - lo),
-                                           cond.narrow(2, lo, hi - lo), zd);
+                                           span(lo, hi - lo), zd);
       pieces[i] = out.narrow(1, s - lo, e - s);
       if (options.on_progress) {
         absl::MutexLock lock(&progress.mu);

@@ -52,6 +52,22 @@ struct GeneratorOptions {
   std::function<void(int64_t, int64_t)> on_progress;
 };
 
+// Conditioning read a span at a time: B sequences of T samples with C
+// channels; `slice(start, n)` returns [B, C, n] (float, on any device: the
+// generators move it to the decoder's). For renders too long to hold
+// [B, C, T] whole: dense MIDI features take 708 bytes per sample, 41 GB for
+// an hour at 16 kHz, so trainer/transfer.cc fills each span from the sparse
+// events instead. `slice` may be called from several threads at once.
+struct ConditioningSpans {
+  int64_t batch = 0;
+  int64_t channels = 0;
+  int64_t length = 0;
+  std::function<torch::Tensor(int64_t start, int64_t n)> slice;
+
+  // The spans of a whole [B, C, T] tensor (kept by reference count).
+  static ConditioningSpans Of(const torch::Tensor& cond);
+};
+
 struct GenerationResult {
   torch::Tensor classes;  // [B, T] int64 µ-law classes
   torch::Tensor audio;    // [B, T] float in [-1, 1]
@@ -73,6 +89,10 @@ class AutoregressiveGenerator {
   absl::StatusOr<GenerationResult> Generate(const torch::Tensor& cond, const torch::Tensor& z,
                                             torch::Generator rng, bool keep_logits = false,
                                             const torch::Tensor& prompt = {});
+  // The same over conditioning read a block at a time.
+  absl::StatusOr<GenerationResult> Generate(const ConditioningSpans& cond, const torch::Tensor& z,
+                                            torch::Generator rng, bool keep_logits = false,
+                                            const torch::Tensor& prompt = {});
 
   // The cached machinery under teacher forcing: inputs [B, T] int64 are the
   // decoder inputs (class of the previous sample at each position). Returns
@@ -86,7 +106,7 @@ class AutoregressiveGenerator {
  private:
   struct TensorWeights;
   AutoregressiveGenerator(WaveNet decoder, GeneratorOptions options);
-  absl::StatusOr<GenerationResult> Run(const torch::Tensor& cond, const torch::Tensor& z,
+  absl::StatusOr<GenerationResult> Run(const ConditioningSpans& cond, const torch::Tensor& z,
                                        const torch::Tensor& initial, const torch::Tensor& prompt,
                                        torch::Generator* rng, bool keep_logits);
 
@@ -126,6 +146,10 @@ struct ParallelRenderOptions {
 // Parallel decoder: noise ~ N(0, 1) [B, T] from the CPU generator `rng`,
 // then waveform [B, T] (on the decoder's device), T = cond.size(2).
 absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const torch::Tensor& cond,
+                                             const torch::Tensor& z, torch::Generator rng,
+                                             const ParallelRenderOptions& options = {});
+// The same over conditioning read a pass at a time.
+absl::StatusOr<torch::Tensor> RenderParallel(WaveNet decoder, const ConditioningSpans& cond,
                                              const torch::Tensor& z, torch::Generator rng,
                                              const ParallelRenderOptions& options = {});
 
