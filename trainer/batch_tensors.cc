@@ -4,6 +4,8 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstring>
 #include <exception>
 #include <vector>
@@ -46,6 +48,43 @@ struct NoteEvent {
   }
 };
 
+// The velocities of one key's sounding notes as a count per velocity, with a
+// bit per velocity that has any: the frame value needs only the largest, and
+// this keeps adding, removing and finding the largest at O(1) however many
+// notes of a key are stacked (a MIDI file may hold hundreds of thousands,
+// where a list of the notes took a scan of all of them per sample).
+class VelocityCounts {
+ public:
+  // Back to no notes: O(velocities present).
+  void Clear() {
+    for (int word = 0; word < 2; ++word) {
+      for (uint64_t bits = present_[word]; bits != 0; bits &= bits - 1) {
+        counts_[64 * word + std::countr_zero(bits)] = 0;
+      }
+      present_[word] = 0;
+    }
+  }
+  void Add(int v) {
+    if (counts_[v]++ == 0) present_[v / 64] |= uint64_t{1} << (v % 64);
+  }
+  // Removes one note of velocity `v`; false (and no change) when none sounds.
+  bool Remove(int v) {
+    if (counts_[v] == 0) return false;
+    if (--counts_[v] == 0) present_[v / 64] &= ~(uint64_t{1} << (v % 64));
+    return true;
+  }
+  // The largest sounding velocity, 0 when none sounds.
+  int Max() const {
+    if (present_[1] != 0) return 127 - std::countl_zero(present_[1]);
+    if (present_[0] != 0) return 63 - std::countl_zero(present_[0]);
+    return 0;
+  }
+
+ private:
+  std::array<size_t, 128> counts_{};
+  std::array<uint64_t, 2> present_{};  // bit v % 64 of word v / 64: counts_[v] > 0
+};
+
 // Expands checked events into per-row constant segments (frames and pedal,
 // disjoint within a row) and onset impulses (unique per row and sample).
 //
@@ -56,6 +95,9 @@ struct NoteEvent {
 // is exact whichever of several equal-velocity notes really ended. Without it,
 // offsets end the oldest sounding notes first (first-in-first-out, as MIDI
 // note-offs pair), and any further ones end notes struck at that sample.
+//
+// O(events log events) for the sorts, then O(events) for the sweep, however
+// many notes of one key overlap.
 void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* segments,
                    std::vector<Impulse>* impulses) {
   const bool offset_velocities = !e.offset_velocity.empty();
@@ -77,55 +119,56 @@ void BuildSegments(const SparseEvents& e, int64_t span, std::vector<Segment>* se
   std::stable_sort(held.begin(), held.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
 
-  std::vector<int> active;  // velocities of sounding notes of one key, oldest first
-  std::vector<int> ended;   // offset velocities at one sample
-  auto max_active = [&active] {
-    int m = 0;
-    for (int v : active) m = std::max(m, v);
-    return m;
-  };
+  VelocityCounts sounding;  // of the current key
+  // Without offset velocities: the velocities of the current key's notes in
+  // the order they started (held ones first); [oldest, end) still sound.
+  std::vector<int> fifo;
   size_t ei = 0, hi = 0;
   while (ei < events.size() || hi < held.size()) {
-    const uint32_t key = hi < held.size() && (ei >= events.size() || held[hi].first <= events[ei].key)
-                             ? held[hi].first
-                             : events[ei].key;
+    const bool held_next =
+        hi < held.size() && (ei >= events.size() || held[hi].first <= events[ei].key);
+    const uint32_t key = held_next ? held[hi].first : events[ei].key;
     const int row = kFrameRow + static_cast<int>(key) - kFeatureLowestKey;
-    active.clear();
-    for (; hi < held.size() && held[hi].first == key; ++hi) active.push_back(held[hi].second);
-    int value = max_active();
+    sounding.Clear();
+    fifo.clear();
+    size_t oldest = 0;
+    for (; hi < held.size() && held[hi].first == key; ++hi) {
+      sounding.Add(held[hi].second);
+      if (!offset_velocities) fifo.push_back(held[hi].second);
+    }
+    int value = sounding.Max();
     uint32_t segment_start = 0;
     while (ei < events.size() && events[ei].key == key) {
       const uint32_t t = events[ei].sample;
-      ended.clear();
-      for (; ei < events.size() && events[ei].key == key && events[ei].sample == t &&
-             events[ei].kind == 0;
-           ++ei) {
-        ended.push_back(events[ei].velocity);
-      }
-      const size_t first_new = active.size();
+      // Offsets sort before onsets at one sample; all of them apply after the
+      // onsets, so that notes struck at t can end at t (zero length).
+      auto at_t = [&](size_t i) {
+        return i < events.size() && events[i].key == key && events[i].sample == t;
+      };
+      const size_t offsets_begin = ei;
+      while (at_t(ei) && events[ei].kind == 0) ++ei;
+      const size_t offsets_end = ei;
       int onset_value = 0;
-      for (; ei < events.size() && events[ei].key == key && events[ei].sample == t; ++ei) {
-        active.push_back(events[ei].velocity);
+      for (; at_t(ei); ++ei) {
+        sounding.Add(events[ei].velocity);
+        if (!offset_velocities) fifo.push_back(events[ei].velocity);
         onset_value = std::max(onset_value, events[ei].velocity);
       }
       if (onset_value > 0) {
-        impulses->push_back({kOnsetRow + static_cast<int>(key) - kFeatureLowestKey, t, onset_value});
+        impulses->push_back(
+            {kOnsetRow + static_cast<int>(key) - kFeatureLowestKey, t, onset_value});
       }
       if (offset_velocities) {
-        // Notes struck at t are in `active` already, so zero-length ones end too.
-        for (int v : ended) {
-          auto it = std::find(active.begin(), active.end(), v);
-          if (it != active.end()) active.erase(it);  // else: no such note; ignored
+        for (size_t i = offsets_begin; i < offsets_end; ++i) {
+          sounding.Remove(events[i].velocity);  // false: no such note sounds; ignored
         }
       } else {
-        const size_t old_ended = std::min(ended.size(), first_new);
-        active.erase(active.begin(), active.begin() + static_cast<ptrdiff_t>(old_ended));
-        const size_t now_first_new = first_new - old_ended;
-        const size_t zero_length = std::min(ended.size() - old_ended, active.size() - now_first_new);
-        active.erase(active.begin() + static_cast<ptrdiff_t>(now_first_new),
-                     active.begin() + static_cast<ptrdiff_t>(now_first_new + zero_length));
+        // The oldest notes end first: those sounding from earlier samples,
+        // then those struck at t in their order (zero-length notes).
+        const size_t ending = std::min(offsets_end - offsets_begin, fifo.size() - oldest);
+        for (size_t i = 0; i < ending; ++i) sounding.Remove(fifo[oldest++]);
       }
-      const int next = max_active();
+      const int next = sounding.Max();
       if (next != value) {
         if (value > 0 && t > segment_start) segments->push_back({row, segment_start, t, value});
         segment_start = t;

@@ -8,8 +8,9 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <tuple>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -254,6 +255,219 @@ TEST(BatchTensorsTest, RandomEventsMatchNaiveLoopBothMethods) {
               << " max diff " << (t->features[w] - want).abs().max().item<float>();
         }
       }
+    }
+  }
+}
+
+// The features by the straightforward algorithm FillFeatures first used: a
+// list of one key's sounding velocities, oldest first, scanned for its
+// largest after every sample's events (O(notes^2) for notes stacked on one
+// key, hence replaced). Kept as the reference the faster code must match.
+std::vector<float> ListFeatures(const SparseEvents& e, int64_t span) {
+  struct Event {
+    uint32_t key;
+    uint32_t sample;
+    int kind;  // 0: offset, 1: onset
+    int velocity;
+  };
+  const bool offset_velocities = !e.offset_velocity.empty();
+  std::vector<Event> events;
+  for (size_t i = 0; i < e.offset_sample.size(); ++i) {
+    events.push_back({e.offset_key[i], e.offset_sample[i], 0,
+                      offset_velocities ? static_cast<int>(e.offset_velocity[i]) : 0});
+  }
+  for (size_t i = 0; i < e.onset_sample.size(); ++i) {
+    events.push_back({e.onset_key[i], e.onset_sample[i], 1, static_cast<int>(e.onset_velocity[i])});
+  }
+  std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
+    return std::tie(a.key, a.sample, a.kind) < std::tie(b.key, b.sample, b.kind);
+  });
+  std::vector<float> out(static_cast<size_t>(177 * span), 0.0f);
+  auto fill = [&](uint32_t key, int64_t from, int64_t to, int v) {
+    float* row = out.data() + (88 + key - 21) * span;
+    std::fill(row + from, row + to, static_cast<float>(v) / 127.0f);
+  };
+  for (uint32_t key = 21; key <= 108; ++key) {
+    std::vector<int> active;  // oldest first
+    for (size_t i = 0; i < e.held_key.size(); ++i) {
+      if (e.held_key[i] == key) active.push_back(static_cast<int>(e.held_velocity[i]));
+    }
+    auto max_active = [&active] {
+      int m = 0;
+      for (int v : active) m = std::max(m, v);
+      return m;
+    };
+    int value = max_active();
+    int64_t start = 0;
+    for (size_t ei = 0; ei < events.size();) {
+      if (events[ei].key != key) {
+        ++ei;
+        continue;
+      }
+      const uint32_t t = events[ei].sample;
+      std::vector<int> ended;
+      for (; ei < events.size() && events[ei].key == key && events[ei].sample == t &&
+             events[ei].kind == 0;
+           ++ei) {
+        ended.push_back(events[ei].velocity);
+      }
+      const size_t first_new = active.size();
+      int onset = 0;
+      for (; ei < events.size() && events[ei].key == key && events[ei].sample == t; ++ei) {
+        active.push_back(events[ei].velocity);
+        onset = std::max(onset, events[ei].velocity);
+      }
+      if (onset > 0) out[(key - 21) * span + t] = static_cast<float>(onset) / 127.0f;
+      if (offset_velocities) {
+        for (int v : ended) {
+          auto it = std::find(active.begin(), active.end(), v);
+          if (it != active.end()) active.erase(it);
+        }
+      } else {
+        const size_t old_ended = std::min(ended.size(), first_new);
+        active.erase(active.begin(), active.begin() + static_cast<ptrdiff_t>(old_ended));
+        const size_t now_first_new = first_new - old_ended;
+        const size_t zero_length =
+            std::min(ended.size() - old_ended, active.size() - now_first_new);
+        active.erase(active.begin() + static_cast<ptrdiff_t>(now_first_new),
+                     active.begin() + static_cast<ptrdiff_t>(now_first_new + zero_length));
+      }
+      const int next = max_active();
+      if (next != value) {
+        if (value > 0) fill(key, start, t, value);
+        start = t;
+        value = next;
+      }
+    }
+    if (value > 0) fill(key, start, span, value);
+  }
+  for (size_t i = 0; i < e.pedal_start.size(); ++i) {
+    std::fill(out.data() + 176 * span + e.pedal_start[i], out.data() + 176 * span + e.pedal_end[i],
+              1.0f);
+  }
+  return out;
+}
+
+// Random events written directly (not from notes, so not necessarily
+// consistent): few keys, few samples and few velocities, so that onsets
+// repeat on one key at one sample, zero-length notes stack, held notes share
+// velocities, and offsets find no sounding note (of their velocity, or at all).
+SparseEvents RandomEvents(std::mt19937_64& rng, int64_t span, bool offset_velocities) {
+  auto uniform = [&rng](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  std::vector<uint32_t> keys;
+  for (int64_t i = uniform(1, 3); i > 0; --i) {
+    const int64_t pick = uniform(0, 5);
+    keys.push_back(pick == 0 ? 21 : pick == 1 ? 108 : static_cast<uint32_t>(uniform(22, 107)));
+  }
+  const std::vector<uint32_t> few = {1, 64, 100, 127};
+  auto key = [&] { return keys[uniform(0, keys.size() - 1)]; };
+  auto velocity = [&]() -> uint32_t {
+    return uniform(0, 3) == 0 ? static_cast<uint32_t>(uniform(1, 127)) : few[uniform(0, 3)];
+  };
+  // Onset samples from a handful, so that several fall on one sample.
+  std::vector<uint32_t> samples;
+  for (int64_t i = uniform(1, 6); i > 0; --i) samples.push_back(uniform(0, span - 1));
+  auto sample = [&] { return samples[uniform(0, samples.size() - 1)]; };
+  SparseEvents e;
+  auto offset = [&](uint32_t s, uint32_t k, uint32_t v) {
+    e.offset_sample.push_back(s);
+    e.offset_key.push_back(k);
+    if (offset_velocities) e.offset_velocity.push_back(v);
+  };
+  for (int64_t i = uniform(0, 5); i > 0; --i) {
+    e.held_key.push_back(key());
+    e.held_velocity.push_back(velocity());
+  }
+  for (int64_t i = uniform(0, 20); i > 0; --i) {
+    const uint32_t s = sample(), k = key(), v = velocity();
+    e.onset_sample.push_back(s);
+    e.onset_key.push_back(k);
+    e.onset_velocity.push_back(v);
+    if (uniform(0, 2) == 0) offset(s, k, v);  // zero length
+  }
+  for (int64_t i = uniform(0, 20); i > 0; --i) {
+    const uint32_t s = uniform(0, 1) == 0 ? sample() : static_cast<uint32_t>(uniform(0, span));
+    offset(s, key(), velocity());
+  }
+  // A stack of zero-length notes now and then.
+  if (uniform(0, 4) == 0) {
+    const uint32_t s = sample(), k = key();
+    for (int64_t i = uniform(2, 40); i > 0; --i) {
+      const uint32_t v = velocity();
+      e.onset_sample.push_back(s);
+      e.onset_key.push_back(k);
+      e.onset_velocity.push_back(v);
+      offset(s, k, v);
+    }
+  }
+  // Any input order: shuffle onsets and offsets (their order within one key
+  // and sample is what FIFO pairing follows).
+  auto shuffle = [&rng](size_t n, auto&... columns) {
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    auto apply = [&order](auto& column) {
+      if (column.empty()) return;
+      auto copy = column;
+      for (size_t i = 0; i < order.size(); ++i) column[i] = copy[order[i]];
+    };
+    (apply(columns), ...);
+  };
+  shuffle(e.onset_sample.size(), e.onset_sample, e.onset_key, e.onset_velocity);
+  shuffle(e.offset_sample.size(), e.offset_sample, e.offset_key, e.offset_velocity);
+  shuffle(e.held_key.size(), e.held_key, e.held_velocity);
+  return e;
+}
+
+TEST(BatchTensorsTest, FillFeaturesMatchesTheNoteListReference) {
+  std::mt19937_64 rng(2024);
+  for (bool offset_velocities : {true, false}) {
+    for (int round = 0; round < 3000; ++round) {
+      const int64_t span = std::uniform_int_distribution<int64_t>(1, 48)(rng);
+      const SparseEvents e = RandomEvents(rng, span, offset_velocities);
+      ASSERT_TRUE(CheckSparseEvents(e, span).ok()) << CheckSparseEvents(e, span);
+      std::vector<float> f(static_cast<size_t>(177 * span), 0.0f);
+      FillFeatures(e, span, f.data());
+      ASSERT_EQ(f, ListFeatures(e, span))
+          << "offset velocities " << offset_velocities << " round " << round;
+    }
+  }
+}
+
+// Thousands of notes stacked on one key (one sample, or one at each sample)
+// give the same features as the reference.
+TEST(BatchTensorsTest, StackedNotesMatchTheNoteListReference) {
+  const int n = 3000;
+  for (bool offset_velocities : {true, false}) {
+    SparseEvents zero_length, unclosed, held;
+    for (int i = 0; i < n; ++i) {
+      const uint32_t v = 1 + (i * 37) % 127;
+      zero_length.onset_sample.push_back(5);
+      zero_length.onset_key.push_back(60);
+      zero_length.onset_velocity.push_back(v);
+      zero_length.offset_sample.push_back(5);
+      zero_length.offset_key.push_back(60);
+      unclosed.onset_sample.push_back(static_cast<uint32_t>(i));
+      unclosed.onset_key.push_back(60);
+      unclosed.onset_velocity.push_back(v);
+      held.held_key.push_back(60);
+      held.held_velocity.push_back(v);
+      held.offset_sample.push_back(static_cast<uint32_t>(i % 50));
+      held.offset_key.push_back(60);
+      if (offset_velocities) {
+        zero_length.offset_velocity.push_back(v);
+        held.offset_velocity.push_back(1 + (i * 53) % 127);
+      }
+    }
+    for (auto [e, span] : {std::pair{&zero_length, int64_t{50}}, std::pair{&unclosed, int64_t{n}},
+                           std::pair{&held, int64_t{50}}}) {
+      ASSERT_TRUE(CheckSparseEvents(*e, span).ok());
+      std::vector<float> f(static_cast<size_t>(177 * span), 0.0f);
+      FillFeatures(*e, span, f.data());
+      EXPECT_EQ(f, ListFeatures(*e, span)) << "offset velocities " << offset_velocities
+                                           << " span " << span;
     }
   }
 }

@@ -209,6 +209,59 @@ absl::Status ResolveModel(const Checker& c, const ModelSpec& spec, TrainOptions*
   return absl::OkStatus();
 }
 
+// The context a window needs follows from the decoder (its receptive field,
+// or half of it for the parallel decoder); a decoder whose context alone is
+// over the per-window limit could never be fed (and would exhaust memory).
+absl::Status CheckModelContext(const Checker& c, const ModelConfig& m) {
+  const int64_t context = ContextSamples(m);
+  if (context <= kMaxWindowSamples) return absl::OkStatus();
+  const DecoderConfig& d = m.decoder;
+  return c.Bad(
+      "model.decoder",
+      absl::StrCat("cycles ", d.cycles, " x layers_per_cycle ", d.layers_per_cycle,
+                   " at kernel_size ", d.kernel_size,
+                   d.effective_fold() > 1 ? absl::StrCat(" and fold ", d.fold) : "",
+                   " give a receptive field of ", DecoderReceptiveField(d),
+                   " samples and a context of ", context, " samples per window, over the limit"
+                   " of ", kMaxWindowSamples, " (context + window); use fewer cycles or layers"));
+}
+
+// The model's own checks on a batch (AutoencoderImpl::CheckBatch), made here
+// with the same rules so that a config that cannot train fails before any
+// work, not at the first step.
+absl::Status CheckBatchShapes(const Checker& c, const ModelConfig& m, const TrainDataOptions& d) {
+  const int64_t context = ContextSamples(m);
+  // The samples after the model's context: the positions the loss covers.
+  const int64_t loss_samples = int64_t{d.context_samples} + d.window_samples - context;
+  if (loss_samples < 2) {
+    return c.Bad("data.window_samples",
+                 absl::StrCat("the model needs more than its context of ", context,
+                              " (+1) samples per window, got context ", d.context_samples,
+                              " + window ", d.window_samples));
+  }
+  const int64_t reference = d.reference_samples;
+  if (m.encoder.kind == EncoderKind::kMel && reference <= m.encoder.mel.n_fft / 2) {
+    // Frames are centred, with reflect padding of n_fft / 2 on each side.
+    return c.Bad("data.reference_samples",
+                 absl::StrCat("the mel timbre encoder needs more than model.encoder.n_fft / 2 = ",
+                              m.encoder.mel.n_fft / 2, " samples, got ", d.reference_samples));
+  }
+  if (m.decoder.kind == DecoderKind::kParallel && m.loss.stft_weight > 0) {
+    for (size_t i = 0; i < m.loss.stft_resolutions.size(); ++i) {
+      const int fft_size = m.loss.stft_resolutions[i].fft_size;
+      if (loss_samples <= fft_size / 2) {
+        return c.Bad("data.window_samples",
+                     absl::StrCat(loss_samples, " loss samples per window (context ",
+                                  d.context_samples, " + window ", d.window_samples,
+                                  " - the model's context ", context,
+                                  "); model.loss.stft_resolutions[", i,
+                                  "] needs more than fft_size / 2 = ", fft_size / 2));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ResolveData(const Checker& c, const DataSpec& spec, TrainOptions* out) {
   TrainDataOptions& d = out->data;
   if (spec.servers().empty()) {
@@ -250,6 +303,7 @@ absl::Status ResolveData(const Checker& c, const DataSpec& spec, TrainOptions* o
     d.prefetch_batches = static_cast<int>(spec.prefetch_batches());
   }
   const int64_t needed = ContextSamples(out->model);
+  RETURN_IF_ERROR(CheckModelContext(c, out->model));
   d.context_samples = static_cast<uint32_t>(needed);
   if (spec.has_context_samples()) {
     if (spec.context_samples() < needed || spec.context_samples() > kMaxWindowSamples) {
@@ -259,7 +313,15 @@ absl::Status ResolveData(const Checker& c, const DataSpec& spec, TrainOptions* o
     }
     d.context_samples = spec.context_samples();
   }
-  return absl::OkStatus();
+  const int64_t span = int64_t{d.context_samples} + d.window_samples;
+  if (span > kMaxWindowSamples) {
+    return c.Bad(spec.has_context_samples() ? "data.context_samples + data.window_samples"
+                                            : "data.window_samples",
+                 absl::StrCat("context ", d.context_samples, " + window ", d.window_samples,
+                              " = ", span, " samples per window, over the limit of ",
+                              kMaxWindowSamples));
+  }
+  return CheckBatchShapes(c, out->model, d);
 }
 
 absl::Status ResolveOptimizer(const Checker& c, const ExperimentConfig& config,
@@ -495,6 +557,21 @@ absl::StatusOr<std::vector<std::string>> CheckResumeCompatible(absl::string_view
        "schedule");
   note(saved.steps() != now.steps(), "steps");
   return changes;
+}
+
+int ExitStatusFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kResourceExhausted:
+      return 2;
+    default:
+      return 1;
+  }
 }
 
 std::string DescribeTrainOptions(const TrainOptions& o) {

@@ -260,6 +260,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{D("batch_size: 0"), "data.batch_size"},
         BadCase{D("batch_size: 2000"), "data.batch_size"},
         BadCase{D("context_samples: 1"), "data.context_samples"},
+        // Windows that the model cannot use (its checks at the first step).
+        BadCase{M("decoder { cycles: 32 layers_per_cycle: 16 kernel_size: 2 }"),
+                "model.decoder"},
+        BadCase{D("window_samples: 1048576"), "data.window_samples"},
+        BadCase{D("context_samples: 1000000 window_samples: 48577"),
+                "data.context_samples + data.window_samples"},
+        BadCase{D("window_samples: 1"), "data.window_samples"},
+        BadCase{D("reference_samples: 100"), "data.reference_samples"},
+        BadCase{Config("", "decoder_kind: \"parallel\"", "window_samples: 100"),
+                "model.loss.stft_resolutions[1]"},
         BadCase{D("prefetch_batches: 0"), "data.prefetch_batches"},
         BadCase{D("train_split: \"dev\""), "data.train_split"},
         BadCase{D("validation_split: \"\""), "data.validation_split"},
@@ -294,6 +304,84 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{With("max_consecutive_nonfinite: -1"), "max_consecutive_nonfinite"},
         BadCase{With("cpu_threads: 0"), "cpu_threads"},
         BadCase{With("name: \"a/b\""), "name"}));
+
+// A decoder whose context alone is over the per-window limit is named with
+// its receptive field (2,097,121 samples: 32 cycles of dilations 1..2^15).
+TEST(ExperimentConfigTest, ContextOverTheWindowLimitNamesTheDecoder) {
+  absl::StatusOr<TrainOptions> o =
+      Parse(M("decoder { cycles: 32 layers_per_cycle: 16 kernel_size: 2 }"));
+  ASSERT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << o.status();
+  const std::string message(o.status().message());
+  EXPECT_THAT(message, HasSubstr("model.decoder"));
+  EXPECT_THAT(message, HasSubstr("cycles 32"));
+  EXPECT_THAT(message, HasSubstr("layers_per_cycle 16"));
+  EXPECT_THAT(message, HasSubstr("receptive field of 2097121 samples"));
+  EXPECT_THAT(message, HasSubstr("1048576"));
+  // Context + window at the limit is accepted, one sample more is not.
+  o = Parse(kValid);
+  ASSERT_TRUE(o.ok()) << o.status();
+  const uint32_t largest = (1u << 20) - o->data.context_samples;
+  EXPECT_TRUE(Parse(D(absl::StrCat("window_samples: ", largest))).ok());
+  o = Parse(D(absl::StrCat("window_samples: ", largest + 1)));
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << o.status();
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("1048577"));
+}
+
+// The model's batch checks, made at load with the same rules: the mel
+// encoder needs more than n_fft / 2 reference samples (tiny: 256 / 2 = 128),
+// the raw encoder any; the parallel decoder's STFT loss more than
+// fft_size / 2 loss samples (tiny: 256 / 2 = 128 after its context of 240).
+TEST(ExperimentConfigTest, WindowsMeetTheModelsBatchChecksAtTheBoundary) {
+  absl::StatusOr<TrainOptions> o = Parse(D("reference_samples: 128"));
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << o.status();
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("n_fft / 2 = 128"));
+  EXPECT_TRUE(Parse(D("reference_samples: 129")).ok());
+  EXPECT_TRUE(Parse(Config("", "encoder { kind: \"raw_dilated\" }", "reference_samples: 1")).ok());
+  EXPECT_TRUE(Parse(D("window_samples: 2")).ok());  // autoregressive: context + 1 is too few
+
+  const std::string parallel = "decoder_kind: \"parallel\"";
+  o = Parse(Config("", parallel, "window_samples: 128"));
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << o.status();
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("fft_size / 2 = 128"));
+  EXPECT_TRUE(Parse(Config("", parallel, "window_samples: 129")).ok());
+  // Context beyond the model's adds loss samples.
+  o = Parse(Config("", parallel, "window_samples: 100 context_samples: 269"));
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(ContextSamples(o->model), 240);
+  // Without the STFT loss the window may be short.
+  EXPECT_TRUE(Parse(Config("", parallel + " loss { stft_weight: 0 waveform_l1_weight: 1 }",
+                           "window_samples: 100"))
+                  .ok());
+}
+
+// Checkpoints store their config and it is checked again on load (transfer,
+// resume): a stored config that breaks the rules above is InvalidArgument.
+TEST(ExperimentConfigTest, StoredConfigIsCheckedOnLoad) {
+  absl::StatusOr<TrainOptions> o = Parse(kValid);
+  ASSERT_TRUE(o.ok());
+  ASSERT_TRUE(TrainOptionsFromConfigBytes(o->config_bytes, "ckpt-5.pt").ok());
+  // Appended to the serialized config: data (field 3) { reference_samples
+  // (field 6): 100 }; a later field wins when the bytes are parsed.
+  const std::string bytes = o->config_bytes + std::string("\x1a\x02\x30\x64", 4);
+  absl::StatusOr<TrainOptions> loaded = TrainOptionsFromConfigBytes(bytes, "ckpt-5.pt");
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument) << loaded.status();
+  EXPECT_THAT(std::string(loaded.status().message()), HasSubstr("ckpt-5.pt"));
+  EXPECT_THAT(std::string(loaded.status().message()), HasSubstr("data.reference_samples"));
+}
+
+TEST(ExperimentConfigTest, ExitStatusFollowsTheToolsContract) {
+  EXPECT_EQ(ExitStatusFor(absl::OkStatus()), 0);
+  for (const absl::Status& bad :
+       {absl::InvalidArgumentError("x"), absl::NotFoundError("x"), absl::DataLossError("x"),
+        absl::OutOfRangeError("x"), absl::ResourceExhaustedError("x")}) {
+    EXPECT_EQ(ExitStatusFor(bad), 2) << bad;
+  }
+  for (const absl::Status& failed :
+       {absl::UnavailableError("x"), absl::DeadlineExceededError("x"), absl::InternalError("x"),
+        absl::FailedPreconditionError("x"), absl::CancelledError("x"), absl::UnknownError("x")}) {
+    EXPECT_EQ(ExitStatusFor(failed), 1) << failed;
+  }
+}
 
 TEST(ExperimentConfigTest, JsonUnknownFieldIsAnError) {
   absl::StatusOr<TrainOptions> o = ParseExperimentConfig(

@@ -6,9 +6,12 @@
 //       [--dataset NAME] [--steps N] [--device cpu|cuda|auto] [--seed N] [--resume]
 //   pianola-trainer info --config EXP.textproto [same overrides]
 //
-// Exit statuses: 0 ok, 1 runtime failure, 2 bad input or usage. SIGINT and
-// SIGTERM make `train` checkpoint after the current step and exit 0, so a
-// preempted job resumes where it stopped.
+// Exit statuses: 0 ok, 1 runtime failure, 2 bad input or usage
+// (ExitStatusFor; for `train` also a run directory that cannot be resumed:
+// --resume with no checkpoint, a corrupt checkpoint or `latest`, another
+// model's checkpoint). SIGINT and SIGTERM make `train` checkpoint after the
+// current step and exit 0, so a preempted job resumes where it stopped. A run
+// already at its last step is "nothing to do", exit 0.
 
 #include <signal.h>
 
@@ -21,7 +24,9 @@
 #include "absl/strings/str_format.h"
 #include "common/args.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "common/subcommand.h"
+#include "trainer/checkpoint_file.h"
 #include "trainer/experiment_config.h"
 #include "trainer/trainer.h"
 
@@ -36,13 +41,6 @@ std::atomic<bool> g_stop{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
 void OnStopSignal(int) { g_stop.store(true); }
-
-int ExitCode(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kInvalidArgument ||
-                 s.code() == absl::StatusCode::kNotFound
-             ? 2
-             : 1;
-}
 
 ArgParser& AddOverrideFlags(ArgParser& p) {
   return p.AddFlag("data-servers").AddFlag("dataset").AddFlag("steps").AddFlag("device")
@@ -80,6 +78,40 @@ absl::StatusOr<TrainOptions> LoadWithFlags(const Args& args) {
   return LoadExperimentConfig(args.Get("config"), *overrides);
 }
 
+// The checkpoint a run in OUT resumes from; `path` empty for a fresh run.
+struct ResumePoint {
+  std::string path;
+  int64_t step = 0;
+};
+
+// Checks what OUT holds before any work (Train() reads it again when it
+// resumes), so that a run directory that does not fit is reported as bad
+// input: --resume with nothing to resume, a `latest` or checkpoint that is
+// corrupt, truncated or of an unknown version, a checkpoint of another model.
+absl::StatusOr<ResumePoint> CheckRunDirectory(const std::string& out, bool resume,
+                                              const TrainOptions& options) {
+  if (!HasCheckpoints(out)) {
+    if (resume) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--resume: no checkpoints in ", CheckpointDir(out), " to resume from"));
+    }
+    return ResumePoint{};
+  }
+  ASSIGN_OR_RETURN(std::string path, ResolveCheckpoint(out));
+  ASSIGN_OR_RETURN(CheckpointContents checkpoint, ReadCheckpointFile(path));
+  RETURN_IF_ERROR(Annotate(CheckResumeCompatible(checkpoint.config_bytes, options).status(), path));
+  return ResumePoint{path, checkpoint.step};
+}
+
+// What `train` prints when the run already reached its last step.
+int NothingToDo(const TrainOptions& options, int64_t step, const std::string& checkpoint) {
+  std::printf("nothing to do: %s is already at step %lld of %lld (raise --steps to train on)\n",
+              options.name.c_str(), static_cast<long long>(step),
+              static_cast<long long>(options.steps));
+  std::printf("checkpoint %s\n", checkpoint.c_str());
+  return 0;
+}
+
 int RunTrain(int argc, char** argv) {
   ArgParser p(absl::StrCat("pianola-trainer train --config EXP.textproto --out DIR ",
                            kOverrideUsage, " [--resume] [--no-progress]"));
@@ -98,6 +130,18 @@ int RunTrain(int argc, char** argv) {
     return 2;
   }
   LogInfo("trainer", "config ", args->Get("config"), "\n", DescribeTrainOptions(*options));
+  absl::StatusOr<ResumePoint> from =
+      CheckRunDirectory(args->Get("out"), args->GetBool("resume"), *options);
+  if (!from.ok()) {
+    std::fprintf(stderr, "train: %s\n", from.status().ToString().c_str());
+    // FailedPrecondition here means OUT does not fit this config: bad input.
+    return from.status().code() == absl::StatusCode::kFailedPrecondition
+               ? 2
+               : ExitStatusFor(from.status());
+  }
+  if (!from->path.empty() && from->step >= options->steps) {
+    return NothingToDo(*options, from->step, from->path);
+  }
 
   struct sigaction sa = {};
   sa.sa_handler = OnStopSignal;
@@ -113,7 +157,12 @@ int RunTrain(int argc, char** argv) {
   absl::StatusOr<TrainSummary> summary = Train(*options, run);
   if (!summary.ok()) {
     std::fprintf(stderr, "train: %s\n", summary.status().ToString().c_str());
-    return ExitCode(summary.status());
+    return ExitStatusFor(summary.status());
+  }
+  // Train() found the run complete after all (a checkpoint written since the
+  // check above): it trained nothing and wrote no checkpoint.
+  if (summary->end_step == summary->start_step) {
+    return NothingToDo(*options, summary->end_step, summary->resumed_from);
   }
   std::printf("trained %s: steps %lld..%lld of %lld on %s, last loss %.6g%s\n",
               options->name.c_str(), static_cast<long long>(summary->start_step),

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/args.h"
 #include "common/subcommand.h"
+#include "trainer/experiment_config.h"
 #include "trainer/transfer.h"
 
 namespace pianola {
@@ -28,19 +29,6 @@ constexpr char kUsage[] =
     "--out OUT.wav [--seconds N] [--temperature T] [--batch TAKES] [--device auto|cpu|cuda[:N]] "
     "[--seed N] [--reference-crops N] [--chunk-seconds S] [--threads N] [--raw-weights] "
     "[--no-spectrograms] [--no-progress]";
-
-bool IsBadInput(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kResourceExhausted:  // absurdly long audio or MIDI
-      return true;
-    default:
-      return false;
-  }
-}
 
 absl::StatusOr<TransferOptions> ReadOptions(const Args& args) {
   TransferOptions o;
@@ -110,7 +98,7 @@ int RunTransferCommand(int argc, char** argv) {
   absl::StatusOr<TransferResult> r = RunTransfer(*options);
   if (!r.ok()) {
     std::fprintf(stderr, "transfer: %s\n", r.status().ToString().c_str());
-    return IsBadInput(r.status()) ? 2 : 1;
+    return ExitStatusFor(r.status());
   }
   std::printf("checkpoint %s (step %lld, %s decoder%s) on %s\n", r->checkpoint_path.c_str(),
               static_cast<long long>(r->checkpoint_step), r->decoder.c_str(),
