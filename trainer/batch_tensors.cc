@@ -380,6 +380,38 @@ void FillFeatures(const SparseEvents& events, int64_t span, float* out) {
   }
 }
 
+FeatureSpans::FeatureSpans(const SparseEvents& events, int64_t span) : span_(span) {
+  std::vector<Segment> segments;
+  std::vector<Impulse> impulses;
+  BuildSegments(events, span, &segments, &impulses);
+  for (const Segment& s : segments) {
+    rows_[s.row].push_back({s.start, s.end, static_cast<float>(s.value) / kVelocityScale});
+  }
+  for (const Impulse& m : impulses) {
+    rows_[m.row].push_back({m.sample, m.sample + 1, static_cast<float>(m.value) / kVelocityScale});
+  }
+  for (std::vector<Stretch>& row : rows_) {
+    std::sort(row.begin(), row.end(),
+              [](const Stretch& a, const Stretch& b) { return a.start < b.start; });
+  }
+}
+
+void FeatureSpans::Fill(int64_t start, int64_t n, float* out) const {
+  const int64_t end = start + n;
+  for (int r = 0; r < kFeatureChannels; ++r) {
+    const std::vector<Stretch>& row = rows_[r];
+    // Disjoint and sorted by start, so sorted by end too: the first stretch
+    // that ends after `start`.
+    auto it = std::partition_point(row.begin(), row.end(),
+                                   [&](const Stretch& s) { return s.end <= start; });
+    float* dst = out + r * n;
+    for (; it != row.end() && it->start < end; ++it) {
+      std::fill(dst + (std::max<int64_t>(it->start, start) - start),
+                dst + (std::min<int64_t>(it->end, end) - start), it->value);
+    }
+  }
+}
+
 absl::StatusOr<BatchTensors> ToTensors(const BatchData& batch, const BatchTensorOptions& o) {
   if (o.device.is_cuda() && !CudaAvailable()) {
     return absl::FailedPreconditionError(

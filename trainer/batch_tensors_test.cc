@@ -472,6 +472,58 @@ TEST(BatchTensorsTest, StackedNotesMatchTheNoteListReference) {
   }
 }
 
+// Any piece [start, start + n) that FeatureSpans fills equals the same
+// samples of FillFeatures' whole span: pieces inside and across stretches,
+// one sample, the whole span, and ends at the span's edges.
+TEST(BatchTensorsTest, FeatureSpansFillEqualsTheWholeSpanNarrowed) {
+  std::mt19937_64 rng(99);
+  auto check = [](const SparseEvents& e, int64_t span, int64_t start, int64_t n) {
+    std::vector<float> whole(static_cast<size_t>(177 * span), 0.0f);
+    FillFeatures(e, span, whole.data());
+    std::vector<float> piece(static_cast<size_t>(177 * n), 0.0f);
+    FeatureSpans(e, span).Fill(start, n, piece.data());
+    for (int64_t r = 0; r < 177; ++r) {
+      for (int64_t i = 0; i < n; ++i) {
+        if (piece[r * n + i] != whole[r * span + start + i]) {
+          return ::testing::AssertionFailure() << "row " << r << " sample " << start + i;
+        }
+      }
+    }
+    return ::testing::AssertionSuccess();
+  };
+  for (bool offset_velocities : {true, false}) {
+    for (int round = 0; round < 2000; ++round) {
+      const int64_t span = std::uniform_int_distribution<int64_t>(1, 48)(rng);
+      const SparseEvents e = RandomEvents(rng, span, offset_velocities);
+      const int64_t start = std::uniform_int_distribution<int64_t>(0, span - 1)(rng);
+      const int64_t n = std::uniform_int_distribution<int64_t>(1, span - start)(rng);
+      for (auto [s, k] : {std::pair{start, n}, std::pair{int64_t{0}, span},
+                          std::pair{start, int64_t{1}}, std::pair{span - 1, int64_t{1}}}) {
+        ASSERT_TRUE(check(e, span, s, k)) << "offset velocities " << offset_velocities
+                                          << " round " << round << " [" << s << ", +" << k << ")";
+      }
+    }
+  }
+  // One sustained note and pedal over a long span, read in pieces that
+  // start and end inside them.
+  SparseEvents e;
+  e.held_key = {60};
+  e.held_velocity = {90};
+  e.onset_sample = {1000, 70000};
+  e.onset_key = {60, 61};
+  e.onset_velocity = {100, 5};
+  e.offset_sample = {200000, 200000};
+  e.offset_key = {60, 61};
+  e.offset_velocity = {90, 5};
+  e.pedal_start = {10};
+  e.pedal_end = {150000};
+  const int64_t span = 200001;
+  ASSERT_TRUE(CheckSparseEvents(e, span).ok());
+  for (int64_t start : {int64_t{0}, int64_t{999}, int64_t{65536}, int64_t{149990}}) {
+    EXPECT_TRUE(check(e, span, start, 4096)) << start;
+  }
+}
+
 // Without offset velocities, notes of one key that end out of order are
 // decoded as if they ended in order: the one limit of the old encoding.
 TEST(BatchTensorsTest, OutOfOrderEndsNeedOffsetVelocities) {

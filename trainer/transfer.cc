@@ -210,16 +210,23 @@ absl::StatusOr<torch::Tensor> ReferenceCrops(const std::vector<int16_t>& samples
       torch::from_blob(const_cast<int16_t*>(samples.data()), {total}, torch::kInt16)
           .to(torch::kFloat)
           .div_(32768.0);
-  if (crop_samples <= 0 || total <= crop_samples) return audio.unsqueeze(0);
-  const int64_t possible = total / crop_samples;
-  const int64_t k = std::min<int64_t>(max_crops, possible);
   std::vector<torch::Tensor> crops, loud;
-  for (int64_t i = 0; i < k; ++i) {
-    const int64_t offset = k == 1 ? (total - crop_samples) / 2
-                                  : (total - crop_samples) * i / (k - 1);
-    torch::Tensor crop = audio.narrow(0, offset, crop_samples);
-    crops.push_back(crop);
+  if (crop_samples <= 0 || total <= crop_samples) {
+    crops.push_back(audio);
+  } else {
+    const int64_t k = std::min<int64_t>(max_crops, total / crop_samples);
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t offset = k == 1 ? (total - crop_samples) / 2
+                                    : (total - crop_samples) * i / (k - 1);
+      crops.push_back(audio.narrow(0, offset, crop_samples));
+    }
+  }
+  for (const torch::Tensor& crop : crops) {
     if (crop.square().mean().sqrt().item<double>() >= kSilentRms) loud.push_back(crop);
+  }
+  if (loud.empty()) {
+    LogWarning(kLog, path, ": the reference is silent (below -60 dBFS) everywhere it was read; ",
+               "its timbre vector says nothing about a piano");
   }
   return torch::stack(loud.empty() ? crops : loud);
 }
@@ -260,9 +267,26 @@ absl::StatusOr<TransferResult> RunTransfer(const TransferOptions& o) {
 
   // Inputs first (cheap, and the likeliest to be wrong), then the model.
   ASSIGN_OR_RETURN(const midi::Performance performance, midi::ReadMidiFile(o.midi));
+  if (performance.notes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(o.midi, ": no notes"));
+  }
   if (midi::PianoNotes(performance).empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(o.midi, ": no piano notes (every note is on the drum channel)"));
+  }
+  // The length before the model (a MIDI file can claim hours).
+  const double seconds =
+      o.seconds > 0 ? o.seconds : midi::PianoEndSeconds(performance) + o.tail_seconds;
+  if (o.seconds <= 0 && !(seconds <= kMaxSeconds)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: the piano part lasts %.0f s (with the %g s tail); at most %g s in one transfer: "
+        "pass --seconds N to render its first N seconds",
+        o.midi, seconds, o.tail_seconds, kMaxSeconds));
+  }
+  if (seconds * o.batch > kMaxSeconds) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--batch %d takes of %g s make %g s of audio; at most %g s in one transfer",
+        o.batch, seconds, seconds * o.batch, kMaxSeconds));
   }
   ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(o.checkpoint, o.use_ema));
   const ModelConfig& config = loaded.train.model;
@@ -272,6 +296,10 @@ absl::StatusOr<TransferResult> RunTransfer(const TransferOptions& o) {
   result.decoder = std::string(DecoderKindName(config.decoder.kind));
   result.used_ema = loaded.used_ema;
   result.sample_rate = rate;
+  if (config.decoder.kind == DecoderKind::kParallel && o.temperature != 1.0) {
+    LogWarning(kLog, "--temperature ", o.temperature,
+               " is ignored: the parallel decoder does not sample classes");
+  }
   LogInfo(kLog, "checkpoint ", loaded.path, ": step ", loaded.step, ", ", result.decoder,
           " decoder, ", loaded.model->ParameterCount(), " parameters",
           loaded.used_ema ? " (EMA weights)" : "", ", ", rate, " Hz, on ", result.device);
@@ -280,8 +308,6 @@ absl::StatusOr<TransferResult> RunTransfer(const TransferOptions& o) {
   decode.target_rate = rate;
   ASSIGN_OR_RETURN(const DecodedAudio reference, ReadAudioFile(o.reference, decode));
 
-  const double seconds =
-      o.seconds > 0 ? o.seconds : midi::PianoEndSeconds(performance) + o.tail_seconds;
   const int64_t total = static_cast<int64_t>(std::llround(seconds * rate));
   if (total < 1) {
     return absl::InvalidArgumentError(
@@ -321,12 +347,20 @@ absl::StatusOr<TransferResult> RunTransfer(const TransferOptions& o) {
             std::min<int64_t>(crops.size(1), static_cast<int64_t>(reference.samples.size())),
             " samples");
 
-    // Features: the trainer's own conversion of sparse events.
-    torch::Tensor features = torch::zeros({1, kFeatureChannels, total}, torch::kFloat);
-    FillFeatures(cond.events, total, features.data_ptr<float>());
+    // Features: the trainer's own conversion of sparse events, a span at a
+    // time (the whole piece as dense floats takes 708 bytes per sample).
+    auto features = std::make_shared<const FeatureSpans>(cond.events, total);
     cond.events = SparseEvents();
     const int64_t takes = o.batch;
-    torch::Tensor cond_b = features.expand({takes, kFeatureChannels, total});
+    const ConditioningSpans cond_b{
+        .batch = takes,
+        .channels = kFeatureChannels,
+        .length = total,
+        .slice = [features, takes](int64_t start, int64_t n) {
+          torch::Tensor span = torch::zeros({1, kFeatureChannels, n}, torch::kFloat);
+          features->Fill(start, n, span.data_ptr<float>());
+          return span.expand({takes, kFeatureChannels, n});
+        }};
     torch::Tensor z_b = z.expand({takes, z.size(1)}).contiguous();
 
     torch::Generator rng = at::detail::createCPUGenerator(o.seed);

@@ -34,6 +34,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string SourceDir() {
   const char* src = std::getenv("PIANOLA_SOURCE_DIR");
@@ -253,6 +254,67 @@ TEST_F(TransferTest, DefaultLengthIsThePieceAndATail) {
   const int64_t expected = std::llround((midi::PianoEndSeconds(*perf) + 0.5) * 16000);
   EXPECT_EQ(r->samples, expected);
   EXPECT_EQ(static_cast<int64_t>(ReadWav(r->wav_paths[0]).size()), expected);
+}
+
+// A format-0 MIDI file at 96 ticks per quarter, 120 bpm (a tick is 1/192 s):
+// one middle C held for `ticks`, or no note at all.
+std::string OneNoteMidi(uint32_t ticks, bool note = true) {
+  std::string track;
+  auto vlq = [&](uint32_t v) {
+    std::string out(1, static_cast<char>(v & 0x7f));
+    while ((v >>= 7) != 0) out.insert(out.begin(), static_cast<char>(0x80 | (v & 0x7f)));
+    track += out;
+  };
+  if (note) {
+    vlq(0);
+    track += "\x90\x3c\x40";
+    vlq(ticks);
+    track += "\x80\x3c\x40";
+  }
+  vlq(0);
+  track += std::string("\xff\x2f\x00", 3);
+  auto be32 = [](size_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  return "MThd" + be32(6) + std::string("\0\0\0\x01\0\x60", 6) + "MTrk" + be32(track.size()) +
+         track;
+}
+
+// The length is checked before any work: a MIDI file whose piano part runs
+// past the hour a transfer may render (without --seconds), and takes that
+// together exceed it, are refused with what to do instead.
+TEST_F(TransferTest, LengthsPastTheLimitAreRefusedBeforeWork) {
+  const std::string long_midi = *dir_ + "/two_hours.mid";
+  ASSERT_TRUE(WriteFileAtomic(long_midi, OneNoteMidi(192 * 7200)).ok());
+  TransferOptions o = Options(*parallel_, "long.wav");
+  o.midi = long_midi;
+  o.seconds = 0;
+  absl::Status s = RunTransfer(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("two_hours.mid: the piano part lasts 7201 s"));
+  EXPECT_THAT(s.message(), HasSubstr("--seconds N"));
+  // Its first second renders.
+  o.seconds = 1;
+  absl::StatusOr<TransferResult> r = RunTransfer(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->samples, 16000);
+  o.seconds = 1000;
+  o.batch = 4;
+  s = RunTransfer(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("--batch 4 takes of 1000 s make 4000 s"));
+}
+
+TEST_F(TransferTest, MidiWithoutNotesSaysSo) {
+  const std::string empty = *dir_ + "/no_notes.mid";
+  ASSERT_TRUE(WriteFileAtomic(empty, OneNoteMidi(0, /*note=*/false)).ok());
+  TransferOptions o = Options(*ar_, "x.wav");
+  o.midi = empty;
+  absl::Status s = RunTransfer(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("no_notes.mid: no notes"));
+  EXPECT_THAT(s.message(), Not(HasSubstr("drum")));
 }
 
 TEST_F(TransferTest, OutputPathsForTakes) {
