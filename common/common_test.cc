@@ -10,6 +10,7 @@
 #include "common/hash.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
+#include "common/subcommand.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -179,6 +180,20 @@ TEST(StatusMacrosTest, PropagatesErrors) {
   EXPECT_EQ(UseMacros(3, &out).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(UseMacros(400, &out).code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(Annotate(absl::NotFoundError("x"), "ctx").message(), "ctx: x");
+}
+
+TEST(SubcommandTest, ExitStatusFollowsTheToolsContract) {
+  EXPECT_EQ(ExitStatusFor(absl::OkStatus()), 0);
+  for (const absl::Status& bad :
+       {absl::InvalidArgumentError("x"), absl::NotFoundError("x"), absl::DataLossError("x"),
+        absl::OutOfRangeError("x"), absl::ResourceExhaustedError("x")}) {
+    EXPECT_EQ(ExitStatusFor(bad), 2) << bad;
+  }
+  for (const absl::Status& failed :
+       {absl::UnavailableError("x"), absl::DeadlineExceededError("x"), absl::InternalError("x"),
+        absl::FailedPreconditionError("x"), absl::CancelledError("x"), absl::UnknownError("x")}) {
+    EXPECT_EQ(ExitStatusFor(failed), 1) << failed;
+  }
 }
 
 TEST(ProgressTest, FormatsEta) {

@@ -43,4 +43,19 @@ int RunSubcommandMain(const char* tool, int argc, char** argv) {
   return asked ? 0 : 2;
 }
 
+int ExitStatusFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kResourceExhausted:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
 }  // namespace pianola

@@ -17,6 +17,8 @@
 #include <map>
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace pianola {
 
 struct Subcommand {
@@ -37,6 +39,13 @@ struct SubcommandRegistrar {
 // missing or unknown (to stderr, exit 2) or asked for with --help, -h or help
 // (to stdout, exit 0). `TOOL help COMMAND` runs `TOOL COMMAND --help`.
 int RunSubcommandMain(const char* tool, int argc, char** argv);
+
+// The exit status of a command that ended with `status`, by the contract
+// above: 0 for OK; 2 when the code says the input was at fault
+// (InvalidArgument, NotFound, DataLoss: a corrupt or truncated file,
+// OutOfRange, ResourceExhausted: absurdly large input); 1 for anything else
+// (Unavailable servers, Internal, FailedPrecondition, ...).
+int ExitStatusFor(const absl::Status& status);
 
 }  // namespace pianola
 

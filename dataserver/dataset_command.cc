@@ -33,15 +33,7 @@ int Fail(const ArgParser& parser, const absl::Status& status) {
        absl::StrContains(status.message(), "argument"))) {
     std::fprintf(stderr, "usage: %s\n", parser.usage().c_str());
   }
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kFailedPrecondition:
-      return 2;
-    default:
-      return 1;
-  }
+  return ExitStatusFor(status);
 }
 
 int RunBuild(int argc, char** argv) {

@@ -34,27 +34,13 @@ constexpr char kDumpUsage[] = "pianola-dataserver midi-dump FILE.mid [--pedal]";
 constexpr char kRollUsage[] =
     "pianola-dataserver pianoroll FILE.mid --out ROLL.npy [--fps 250] [--frames]";
 
-// Bad input and usage -> 2, anything else (I/O while writing) -> 1.
-int ExitCode(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kResourceExhausted:
-      return 2;
-    default:
-      return 1;
-  }
-}
-
 int Fail(absl::string_view command, const absl::Status& s) {
   std::string line(s.message());
   for (char& c : line) {
     if (c == '\n') c = ' ';
   }
   std::fprintf(stderr, "%s: %s\n", std::string(command).c_str(), line.c_str());
-  return ExitCode(s);
+  return ExitStatusFor(s);
 }
 
 // A usage error, with the usage line.

@@ -66,12 +66,11 @@ absl::Status AutoencoderImpl::CheckBatch(const ModelBatch& batch) const {
   if (!batch.reference.defined() || batch.reference.dim() != 2 || batch.reference.size(0) != b) {
     return absl::InvalidArgumentError(absl::StrCat("batch.reference: expected [", b, ", Lr]"));
   }
-  if (config_.encoder.kind == EncoderKind::kMel &&
-      batch.reference.size(1) <= config_.encoder.mel.n_fft / 2) {
+  if (batch.reference.size(1) < MinReferenceSamples(config_.encoder)) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch.reference: ", batch.reference.size(1),
-                     " samples; the mel encoder needs more than n_fft / 2 = ",
-                     config_.encoder.mel.n_fft / 2));
+                     " samples; the timbre encoder needs at least ",
+                     MinReferenceSamples(config_.encoder)));
   }
   if (decoder_->config().kind == DecoderKind::kParallel && config_.loss.stft_weight > 0) {
     for (const StftResolution& r : config_.loss.stft_resolutions) {

@@ -239,12 +239,11 @@ absl::Status CheckBatchShapes(const Checker& c, const ModelConfig& m, const Trai
                               " (+1) samples per window, got context ", d.context_samples,
                               " + window ", d.window_samples));
   }
-  const int64_t reference = d.reference_samples;
-  if (m.encoder.kind == EncoderKind::kMel && reference <= m.encoder.mel.n_fft / 2) {
-    // Frames are centred, with reflect padding of n_fft / 2 on each side.
+  if (d.reference_samples < MinReferenceSamples(m.encoder)) {
     return c.Bad("data.reference_samples",
-                 absl::StrCat("the mel timbre encoder needs more than model.encoder.n_fft / 2 = ",
-                              m.encoder.mel.n_fft / 2, " samples, got ", d.reference_samples));
+                 absl::StrCat("the timbre encoder needs at least ", MinReferenceSamples(m.encoder),
+                              " samples (more than model.encoder.n_fft / 2), got ",
+                              d.reference_samples));
   }
   if (m.decoder.kind == DecoderKind::kParallel && m.loss.stft_weight > 0) {
     for (size_t i = 0; i < m.loss.stft_resolutions.size(); ++i) {
@@ -354,7 +353,14 @@ absl::Status ResolveOptimizer(const Checker& c, const ExperimentConfig& config,
   l.lr = o.lr;
   l.total_steps = out->steps;
   if (s.has_warmup_steps()) l.warmup_steps = s.warmup_steps();
-  RETURN_IF_ERROR(c.Range<int64_t>("schedule.warmup_steps", l.warmup_steps, 0, out->steps));
+  RETURN_IF_ERROR(c.Range<int64_t>("schedule.warmup_steps", l.warmup_steps, 0,
+                                   std::numeric_limits<int64_t>::max()));
+  if (l.warmup_steps > out->steps) {
+    return c.Bad("schedule.warmup_steps",
+                 absl::StrCat(l.warmup_steps, " warmup steps do not fit in a run of ", out->steps,
+                              " steps (`steps` in the config, or --steps): lower the warmup ",
+                              "or train for longer"));
+  }
   if (!s.decay().empty()) {
     absl::StatusOr<LrDecay> decay = ParseLrDecay(s.decay());
     if (!decay.ok()) return c.Wrap(decay.status());
@@ -557,21 +563,6 @@ absl::StatusOr<std::vector<std::string>> CheckResumeCompatible(absl::string_view
        "schedule");
   note(saved.steps() != now.steps(), "steps");
   return changes;
-}
-
-int ExitStatusFor(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kOk:
-      return 0;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kResourceExhausted:
-      return 2;
-    default:
-      return 1;
-  }
 }
 
 std::string DescribeTrainOptions(const TrainOptions& o) {

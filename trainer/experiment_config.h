@@ -148,15 +148,6 @@ absl::StatusOr<std::vector<std::string>> ParseServerList(absl::string_view list)
 // field and context, parameter-free data request, optimizer and schedule.
 std::string DescribeTrainOptions(const TrainOptions& options);
 
-// The exit status of a pianola-trainer command that failed with `status`, by
-// the tools' contract (0 ok, 1 runtime failure, 2 bad input or usage): 2 when
-// the code says the input was at fault (InvalidArgument, NotFound, DataLoss:
-// a corrupt or truncated file, OutOfRange, ResourceExhausted: absurdly large
-// input), 1 for anything else (Unavailable data servers, Internal, ...); 0
-// for OK. Here because every pianola-trainer command reads an experiment
-// config (its own, or one stored in a checkpoint).
-int ExitStatusFor(const absl::Status& status);
-
 }  // namespace pianola
 
 #endif  // PIANOLA_TRAINER_EXPERIMENT_CONFIG_H_

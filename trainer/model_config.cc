@@ -295,6 +295,10 @@ int64_t DecoderContextSamples(const DecoderConfig& config) {
 
 int64_t ContextSamples(const ModelConfig& config) { return DecoderContextSamples(config.decoder); }
 
+int64_t MinReferenceSamples(const EncoderConfig& config) {
+  return config.kind == EncoderKind::kMel ? config.mel.n_fft / 2 + 1 : 1;
+}
+
 std::string DescribeModelConfig(const ModelConfig& c) {
   const DecoderConfig& d = c.decoder;
   const int64_t rf = DecoderReceptiveField(d);

@@ -182,6 +182,11 @@ int64_t DecoderContextSamples(const DecoderConfig& config);
 // right half past the window's end sees zero padding, as at a piece's end).
 int64_t ContextSamples(const ModelConfig& config);
 
+// The fewest reference samples the timbre encoder takes: the mel encoder's
+// frames are centred with reflect padding of n_fft / 2 on each side, which
+// needs more than n_fft / 2 samples; the raw encoder takes any.
+int64_t MinReferenceSamples(const EncoderConfig& config);
+
 // A few lines describing the model (kinds, sizes, receptive field in samples
 // and milliseconds, context) for logs and tools.
 std::string DescribeModelConfig(const ModelConfig& config);

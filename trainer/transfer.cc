@@ -199,8 +199,7 @@ absl::StatusOr<torch::Tensor> ReferenceCrops(const std::vector<int16_t>& samples
                                              const std::string& path, const ModelConfig& model,
                                              int64_t crop_samples, int max_crops) {
   const int64_t total = static_cast<int64_t>(samples.size());
-  int64_t minimum = 1;
-  if (model.encoder.kind == EncoderKind::kMel) minimum = model.encoder.mel.n_fft / 2 + 1;
+  const int64_t minimum = MinReferenceSamples(model.encoder);
   if (total < minimum) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": ", total, " samples at ", model.sample_rate,

@@ -379,6 +379,30 @@ TEST_F(TransferTest, UnreadableOrShortReference) {
   EXPECT_THAT(r.status().message(), HasSubstr("timbre encoder needs"));
 }
 
+// Input the transfer can use but that is likely a mistake renders with a
+// warning: a silent reference (its timbre vector says nothing) and a
+// temperature given to the parallel decoder, which does not sample.
+TEST_F(TransferTest, SilentReferenceAndUnusedTemperatureWarn) {
+  TransferOptions o = Options(*parallel_, "warned.wav");
+  o.reference = *dir_ + "/silence.wav";
+  ASSERT_TRUE(WriteWavFile(o.reference, std::vector<int16_t>(16000, 0), 16000).ok());
+  o.temperature = 0.5;
+  ::testing::internal::CaptureStderr();
+  absl::StatusOr<TransferResult> r = RunTransfer(o);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(log, HasSubstr("silence.wav: the reference is silent"));
+  EXPECT_THAT(log, HasSubstr("--temperature 0.5 is ignored"));
+
+  o = Options(*parallel_, "quiet.wav");  // an audible reference, the default temperature
+  ::testing::internal::CaptureStderr();
+  r = RunTransfer(o);
+  const std::string quiet = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(quiet, Not(HasSubstr("silent")));
+  EXPECT_THAT(quiet, Not(HasSubstr("ignored")));
+}
+
 TEST_F(TransferTest, BadMidi) {
   TransferOptions o = Options(*ar_, "x.wav");
   for (const char* bad : {"bad/midiasm__reference_truncated.mid",
