@@ -194,8 +194,31 @@ absl::Status ResolveModel(const Checker& c, const ModelSpec& spec, TrainOptions*
   if (e.has_n_mels()) m.encoder.mel.n_mels = e.n_mels();
   if (e.has_n_fft()) m.encoder.mel.n_fft = e.n_fft();
   if (e.has_hop()) m.encoder.mel.hop = e.hop();
+  if (e.has_f_min()) m.encoder.mel.f_min = e.f_min();
+  if (e.has_f_max()) m.encoder.mel.f_max = e.f_max();
+  if (e.has_raw_cycles()) m.encoder.raw_cycles = e.raw_cycles();
+  if (e.has_raw_pool()) m.encoder.raw_pool = e.raw_pool();
 
   const LossOverrides& l = spec.loss();
+  // A weight the decoder kind has no use for would be silently ignored.
+  if (kind == DecoderKind::kAutoregressive) {
+    for (const auto& [has, field] :
+         {std::pair{l.has_stft_weight(), "stft_weight"},
+          {l.has_spectral_convergence_weight(), "spectral_convergence_weight"},
+          {l.has_log_magnitude_weight(), "log_magnitude_weight"},
+          {l.has_waveform_l1_weight(), "waveform_l1_weight"},
+          {l.stft_resolutions_size() > 0, "stft_resolutions"}}) {
+      if (has) {
+        return c.Bad(absl::StrCat("model.loss.", field),
+                     "the autoregressive decoder's only loss is the cross-entropy "
+                     "(cross_entropy_weight); this is for decoder_kind: \"parallel\"");
+      }
+    }
+  } else if (l.has_cross_entropy_weight()) {
+    return c.Bad("model.loss.cross_entropy_weight",
+                 "the parallel decoder has no cross-entropy loss (its losses are the STFT loss "
+                 "and the optional waveform L1)");
+  }
   if (l.has_cross_entropy_weight()) m.loss.cross_entropy_weight = l.cross_entropy_weight();
   if (l.has_stft_weight()) m.loss.stft_weight = l.stft_weight();
   if (l.has_spectral_convergence_weight()) {
@@ -203,6 +226,13 @@ absl::Status ResolveModel(const Checker& c, const ModelSpec& spec, TrainOptions*
   }
   if (l.has_log_magnitude_weight()) m.loss.log_magnitude_weight = l.log_magnitude_weight();
   if (l.has_waveform_l1_weight()) m.loss.waveform_l1_weight = l.waveform_l1_weight();
+  if (l.stft_resolutions_size() > 0) {
+    m.loss.stft_resolutions.clear();
+    for (const StftResolutionSpec& r : l.stft_resolutions()) {
+      m.loss.stft_resolutions.push_back(
+          {.fft_size = r.fft_size(), .hop = r.hop(), .win_length = r.win_length()});
+    }
+  }
 
   RETURN_IF_ERROR(c.Wrap(Validate(m), "model."));
   out->model = std::move(m);
@@ -470,6 +500,12 @@ absl::StatusOr<TrainOptions> Resolve(ExperimentConfig config, const std::string&
   RETURN_IF_ERROR(ResolveData(c, config.data(), &out));
   RETURN_IF_ERROR(ResolveOptimizer(c, config, &out));
   RETURN_IF_ERROR(ResolveRun(c, config, &out));
+  if (out.validation.every_steps > 0 && out.data.validation_split == out.data.train_split) {
+    return c.Bad("data.validation_split",
+                 absl::StrCat("the held-out split must differ from data.train_split (both '",
+                              DataSplitName(out.data.train_split),
+                              "'), or turn validation off with validation { every_steps: 0 }"));
+  }
   if (!config.SerializeToString(&out.config_bytes)) {
     return absl::InternalError(absl::StrCat(source, ": cannot serialize the config"));
   }
@@ -542,8 +578,15 @@ absl::StatusOr<std::vector<std::string>> CheckResumeCompatible(absl::string_view
   std::string report;
   differ.ReportDifferencesToString(&report);
   if (!differ.Compare(saved.model(), now.model())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot resume: the checkpoint's model differs from the config's: ", report));
+    // Written differently, the same model resumes (a default spelled out, the
+    // "ar" alias): what counts is the model both specs resolve to.
+    TrainOptions resolved;
+    const bool same = ResolveModel(Checker("checkpoint"), saved.model(), &resolved).ok() &&
+                      resolved.model == current.model;
+    if (!same) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot resume: the checkpoint's model differs from the config's: ", report));
+    }
   }
   std::vector<std::string> changes;
   auto note = [&](bool differs, absl::string_view field) {

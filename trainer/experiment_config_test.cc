@@ -73,9 +73,20 @@ TEST(ExperimentConfigTest, EveryFieldIsRead) {
     model {
       preset: "tiny"
       decoder_kind: "parallel"
-      decoder { cycles: 3 residual_channels: 8 gate_channels: 12 skip_channels: 10 }
-      encoder { kind: "raw_dilated" channels: 8 z_dim: 4 }
-      loss { waveform_l1_weight: 0.5 }
+      decoder {
+        cycles: 3 layers_per_cycle: 3 residual_channels: 8 gate_channels: 12
+        skip_channels: 10 cond_hidden_channels: 6 quantization_levels: 128 ar_input: "scalar"
+      }
+      encoder {
+        kind: "raw_dilated" channels: 8 z_dim: 4 layers: 3 kernel_size: 5 raw_cycles: 2
+        raw_pool: 32 n_mels: 40 n_fft: 512 hop: 128 f_min: 30 f_max: 7000
+      }
+      loss {
+        waveform_l1_weight: 0.5 stft_weight: 0.25
+        spectral_convergence_weight: 0.75 log_magnitude_weight: 1.5
+        stft_resolutions { fft_size: 128 hop: 32 win_length: 64 }
+        stft_resolutions { fft_size: 64 hop: 16 win_length: 48 }
+      }
     }
     data {
       servers: "a:1" servers: "b:2" dataset: "pianos" train_split: "validation"
@@ -104,10 +115,33 @@ TEST(ExperimentConfigTest, EveryFieldIsRead) {
   EXPECT_EQ(o->model.decoder.residual_channels, 8);
   EXPECT_EQ(o->model.decoder.gate_channels, 12);
   EXPECT_EQ(o->model.decoder.skip_channels, 10);
+  EXPECT_EQ(o->model.decoder.layers_per_cycle, 3);
+  EXPECT_EQ(o->model.decoder.cond_hidden_channels, 6);
+  EXPECT_EQ(o->model.decoder.quantization_levels, 128);
+  EXPECT_EQ(o->model.decoder.ar_input, ArInput::kScalar);
   EXPECT_EQ(o->model.encoder.kind, EncoderKind::kRawDilated);
   EXPECT_EQ(o->model.encoder.channels, 8);
   EXPECT_EQ(o->model.encoder.z_dim, 4);
+  EXPECT_EQ(o->model.encoder.layers, 3);
+  EXPECT_EQ(o->model.encoder.kernel_size, 5);
+  EXPECT_EQ(o->model.encoder.raw_cycles, 2);
+  EXPECT_EQ(o->model.encoder.raw_pool, 32);
+  EXPECT_EQ(o->model.encoder.mel.n_mels, 40);
+  EXPECT_EQ(o->model.encoder.mel.n_fft, 512);
+  EXPECT_EQ(o->model.encoder.mel.hop, 128);
+  EXPECT_DOUBLE_EQ(o->model.encoder.mel.f_min, 30);
+  EXPECT_DOUBLE_EQ(o->model.encoder.mel.f_max, 7000);
   EXPECT_DOUBLE_EQ(o->model.loss.waveform_l1_weight, 0.5);
+  EXPECT_DOUBLE_EQ(o->model.loss.stft_weight, 0.25);
+  EXPECT_DOUBLE_EQ(o->model.loss.spectral_convergence_weight, 0.75);
+  EXPECT_DOUBLE_EQ(o->model.loss.log_magnitude_weight, 1.5);
+  ASSERT_EQ(o->model.loss.stft_resolutions.size(), 2u);
+  EXPECT_EQ(o->model.loss.stft_resolutions[0].fft_size, 128);
+  EXPECT_EQ(o->model.loss.stft_resolutions[0].hop, 32);
+  EXPECT_EQ(o->model.loss.stft_resolutions[0].win_length, 64);
+  EXPECT_EQ(o->model.loss.stft_resolutions[1].fft_size, 64);
+  EXPECT_EQ(o->model.loss.stft_resolutions[1].hop, 16);
+  EXPECT_EQ(o->model.loss.stft_resolutions[1].win_length, 48);
   EXPECT_EQ(o->data.servers, (std::vector<std::string>{"a:1", "b:2"}));
   EXPECT_EQ(o->data.dataset, "pianos");
   EXPECT_EQ(o->data.train_split, DataSplit::kValidation);
@@ -144,6 +178,12 @@ TEST(ExperimentConfigTest, EveryFieldIsRead) {
   EXPECT_EQ(o->log_every_steps, 1);
   EXPECT_EQ(o->max_consecutive_nonfinite, 0);
   EXPECT_EQ(o->cpu_threads, 3);
+
+  // The autoregressive decoder's loss weight.
+  o = Parse(R"pb(model { preset: "tiny" loss { cross_entropy_weight: 2 } }
+                  data { servers: "a:1" } steps: 5)pb");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_DOUBLE_EQ(o->model.loss.cross_entropy_weight, 2);
 }
 
 TEST(ExperimentConfigTest, JsonAndTextGiveTheSameOptions) {
@@ -258,6 +298,27 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{M("sample_rate: 10"), "model.sample_rate"},
         BadCase{M("loss { cross_entropy_weight: -1 }"),
                 "model.loss.cross_entropy_weight"},
+        BadCase{M("loss { waveform_l1_weight: 1 }"), "model.loss.waveform_l1_weight: the "
+                                                      "autoregressive decoder's only loss"},
+        BadCase{M("loss { stft_resolutions { fft_size: 64 hop: 16 win_length: 48 } }"),
+                "model.loss.stft_resolutions"},
+        BadCase{M("decoder_kind: \"parallel\" loss { cross_entropy_weight: 1 }"),
+                "model.loss.cross_entropy_weight"},
+        BadCase{M("encoder { n_fft: 8 }"), "model.encoder.n_fft"},
+        BadCase{M("encoder { f_max: 9000 }"), "model.encoder.f_max"},
+        BadCase{M("encoder { f_min: -1 }"), "model.encoder.f_min"},
+        BadCase{M("encoder { kind: \"raw_dilated\" raw_pool: 0 }"), "model.encoder.raw_pool"},
+        BadCase{M("encoder { kind: \"raw_dilated\" raw_cycles: 17 }"),
+                "model.encoder.raw_cycles"},
+        BadCase{M("decoder_kind: \"parallel\" loss { stft_resolutions { fft_size: 0 } }"),
+                "model.loss.stft_resolutions[0].fft_size"},
+        BadCase{M("decoder_kind: \"parallel\" loss { stft_resolutions { fft_size: 64 "
+                  "hop: 16 win_length: 48 } stft_resolutions { fft_size: 64 hop: 0 "
+                  "win_length: 48 } }"),
+                "model.loss.stft_resolutions[1].hop"},
+        BadCase{M("decoder_kind: \"parallel\" loss { stft_resolutions { fft_size: 64 hop: 16 "
+                  "win_length: 65 } }"),
+                "model.loss.stft_resolutions[0].win_length"},
         // Data.
         BadCase{D("servers: \"nohost\""), "data.servers[1]"},
         BadCase{D("servers: \"h:0\""), "data.servers[1]"},
@@ -280,6 +341,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{D("prefetch_batches: 0"), "data.prefetch_batches"},
         BadCase{D("train_split: \"dev\""), "data.train_split"},
         BadCase{D("validation_split: \"\""), "data.validation_split"},
+        BadCase{D("train_split: \"test\" validation_split: \"test\""),
+                "data.validation_split: the held-out split must differ from data.train_split"},
+        BadCase{D("validation_split: \"train\""), "data.validation_split"},
         // Optimizer and schedule.
         BadCase{With("optimizer { kind: \"sgd\" }"), "optimizer.kind"},
         BadCase{With("optimizer { lr: 0 }"), "optimizer.lr"},
@@ -427,6 +491,14 @@ TEST(ExperimentConfigTest, ResumeNeedsTheSameModel) {
   EXPECT_THAT(*r, ::testing::ElementsAre("seed", "steps"));
   r = CheckResumeCompatible(a->config_bytes, *a);
   ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+
+  // The same model written differently: defaults spelled out, the "ar" alias.
+  absl::StatusOr<TrainOptions> spelled_out =
+      Parse(M("decoder_kind: \"ar\" sample_rate: 16000 decoder { cycles: 2 }"));
+  ASSERT_TRUE(spelled_out.ok()) << spelled_out.status();
+  r = CheckResumeCompatible(a->config_bytes, *spelled_out);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->empty());
 }
 

@@ -53,21 +53,21 @@ absl::Status ValidateEncoder(const EncoderConfig& e, int sample_rate) {
   if (e.kind == EncoderKind::kMel) {
     RETURN_IF_ERROR(CheckRange("encoder.layers", e.layers, 1, 64));
     const MelConfig& m = e.mel;
-    RETURN_IF_ERROR(CheckRange("encoder.mel.n_fft", m.n_fft, 16, 1 << 16));
-    RETURN_IF_ERROR(CheckRange("encoder.mel.hop", m.hop, 1, m.n_fft));
-    RETURN_IF_ERROR(CheckRange("encoder.mel.n_mels", m.n_mels, 1, m.n_fft / 2 + 1));
+    RETURN_IF_ERROR(CheckRange("encoder.n_fft", m.n_fft, 16, 1 << 16));
+    RETURN_IF_ERROR(CheckRange("encoder.hop", m.hop, 1, m.n_fft));
+    RETURN_IF_ERROR(CheckRange("encoder.n_mels", m.n_mels, 1, m.n_fft / 2 + 1));
     const double nyquist = sample_rate / 2.0;
     const double f_max = m.f_max == 0 ? nyquist : m.f_max;
     if (!std::isfinite(m.f_min) || m.f_min < 0) {
-      return Bad("encoder.mel.f_min", absl::StrCat("must be >= 0 Hz, got ", m.f_min));
+      return Bad("encoder.f_min", absl::StrCat("must be >= 0 Hz, got ", m.f_min));
     }
     if (!std::isfinite(f_max) || f_max <= m.f_min || f_max > nyquist) {
-      return Bad("encoder.mel.f_max",
+      return Bad("encoder.f_max",
                  absl::StrCat("must be in (f_min, sample_rate / 2] = (", m.f_min, ", ", nyquist,
                               "] Hz (0 means sample_rate / 2), got ", m.f_max));
     }
     if (!std::isfinite(m.log_floor) || m.log_floor <= 0) {
-      return Bad("encoder.mel.log_floor", absl::StrCat("must be > 0, got ", m.log_floor));
+      return Bad("encoder.log_floor", absl::StrCat("must be > 0, got ", m.log_floor));
     }
   } else {
     RETURN_IF_ERROR(CheckRange("encoder.layers", e.layers, 1, 16));

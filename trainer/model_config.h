@@ -64,6 +64,8 @@ struct MelConfig {
   double f_min = 0.0;     // Hz
   double f_max = 0.0;     // Hz; 0 means sample_rate / 2
   double log_floor = 1e-5;  // log(mel power + log_floor)
+
+  bool operator==(const MelConfig&) const = default;
 };
 
 struct EncoderConfig {
@@ -75,6 +77,8 @@ struct EncoderConfig {
   int raw_cycles = 1;    // raw_dilated only: repetitions of the dilation cycle
   int raw_pool = 256;    // raw_dilated only: average-pooling stride before mean/std pooling
   int z_dim = 64;        // timbre vector size
+
+  bool operator==(const EncoderConfig&) const = default;
 };
 
 struct DecoderConfig {
@@ -115,6 +119,8 @@ struct DecoderConfig {
   int num_layers() const { return layers_per_cycle * cycles; }
   // The fold actually applied (1 for the autoregressive decoder).
   int effective_fold() const { return kind == DecoderKind::kParallel ? fold : 1; }
+
+  bool operator==(const DecoderConfig&) const = default;
 };
 
 // One STFT resolution of the multi-resolution STFT loss (Hann window of
@@ -123,6 +129,8 @@ struct StftResolution {
   int fft_size = 1024;
   int hop = 80;
   int win_length = 400;
+
+  bool operator==(const StftResolution&) const = default;
 };
 
 // Default resolutions: Parallel WaveGAN's (1024,120,600), (2048,240,1200),
@@ -141,6 +149,8 @@ struct LossConfig {
   double log_magnitude_weight = 1.0;
   // Parallel (optional): L1 between predicted and target waveforms.
   double waveform_l1_weight = 0.0;
+
+  bool operator==(const LossConfig&) const = default;
 };
 
 struct ModelConfig {
@@ -148,6 +158,8 @@ struct ModelConfig {
   EncoderConfig encoder;
   DecoderConfig decoder;
   LossConfig loss;
+
+  bool operator==(const ModelConfig&) const = default;
 };
 
 // Preset names, in size order: "tiny" (unit tests, seconds on CPU), "small"

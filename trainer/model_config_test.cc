@@ -120,9 +120,9 @@ TEST(ModelConfigTest, ValidateNamesTheBadField) {
   add("decoder.residual_channels", good, [](ModelConfig& c) { c.decoder.residual_channels = -3; });
   add("decoder.quantization_levels", good,
       [](ModelConfig& c) { c.decoder.quantization_levels = 1; });
-  add("encoder.mel.n_mels", good, [](ModelConfig& c) { c.encoder.mel.n_mels = 1000; });
-  add("encoder.mel.f_max", good, [](ModelConfig& c) { c.encoder.mel.f_max = 9000; });
-  add("encoder.mel.hop", good, [](ModelConfig& c) { c.encoder.mel.hop = 0; });
+  add("encoder.n_mels", good, [](ModelConfig& c) { c.encoder.mel.n_mels = 1000; });
+  add("encoder.f_max", good, [](ModelConfig& c) { c.encoder.mel.f_max = 9000; });
+  add("encoder.hop", good, [](ModelConfig& c) { c.encoder.mel.hop = 0; });
   add("encoder.kernel_size", good, [](ModelConfig& c) { c.encoder.kernel_size = 2; });
   add("encoder.z_dim", good, [](ModelConfig& c) { c.encoder.z_dim = 0; });
   add("loss.cross_entropy_weight", good, [](ModelConfig& c) { c.loss.cross_entropy_weight = 0; });
