@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "dataserver/audio_io.h"
 #include "common/file_util.h"
 #include "gmock/gmock.h"
@@ -39,6 +42,7 @@ constexpr char kFixtures[][40] = {"noteseq__melody", "pythonmidi__mary",
 // losses are the same on every run: the AR loss goes 5.51 -> ~4.62 nats and
 // the parallel STFT loss 3.53 -> ~2.87 over these steps.
 constexpr int kSteps = 100;
+constexpr char kDatasetName[] = "e2e_pianos";
 
 std::string SourceDir() {
   const char* src = std::getenv("PIANOLA_SOURCE_DIR");
@@ -52,9 +56,9 @@ std::string Slurp(const std::string& path) {
   return s.str();
 }
 
-// train/loss values of a metrics.jsonl, in step order.
-std::vector<double> TrainLosses(const std::string& path) {
-  std::vector<double> out;
+// train/loss values of a metrics.jsonl as written, in file order.
+std::vector<std::string> TrainLossTexts(const std::string& path) {
+  std::vector<std::string> out;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
@@ -62,8 +66,16 @@ std::vector<double> TrainLosses(const std::string& path) {
     const size_t at = line.find("\"value\":");
     if (at == std::string::npos) continue;
     const size_t start = at + strlen("\"value\":");
+    out.push_back(line.substr(start, line.find(',', start) - start));
+  }
+  return out;
+}
+
+std::vector<double> TrainLosses(const std::string& path) {
+  std::vector<double> out;
+  for (const std::string& text : TrainLossTexts(path)) {
     double v = 0;
-    if (absl::SimpleAtod(line.substr(start, line.find(',', start) - start), &v)) out.push_back(v);
+    if (absl::SimpleAtod(text, &v)) out.push_back(v);
   }
   return out;
 }
@@ -80,7 +92,7 @@ class TrainTransferE2eTest : public ::testing::Test {
                     *dir_ + "/midi/" + f + ".mid");
     }
     const int rc = RunProgram({PIANOLA_DATASERVER_BIN, "build", "--midi", *dir_ + "/midi", "--out",
-                               *dir_ + "/dataset", "--timbres",
+                               *dir_ + "/dataset", "--name", kDatasetName, "--timbres",
                                SourceDir() + "/configs/two_pianos.textproto", "--threads", "2"},
                               *dir_ + "/build.log");
     if (rc != 0) std::cerr << Slurp(*dir_ + "/build.log");
@@ -143,12 +155,12 @@ cpu_threads: 2
     if (rc != 0) std::cerr << Slurp(run + ".log");
     EXPECT_EQ(rc, 0);
     const std::vector<double> losses = TrainLosses(run + "/metrics.jsonl");
-    EXPECT_EQ(losses.size(), static_cast<size_t>(kSteps / 10)) << Slurp(run + "/metrics.jsonl");
-    if (losses.size() >= 3) {
-      // Falling: the last two intervals' mean loss at least 10% under the first's.
-      const double last = (losses[losses.size() - 1] + losses[losses.size() - 2]) / 2;
-      EXPECT_LT(last, 0.9 * losses.front())
-          << decoder << ": first " << losses.front() << ", last " << last;
+    EXPECT_EQ(losses.size(), static_cast<size_t>(kSteps)) << Slurp(run + "/metrics.jsonl");
+    if (losses.size() >= 30) {
+      // Falling: the last 20 steps' mean loss at least 10% under the first 10 steps'.
+      const double first = std::accumulate(losses.begin(), losses.begin() + 10, 0.0) / 10;
+      const double last = std::accumulate(losses.end() - 20, losses.end(), 0.0) / 20;
+      EXPECT_LT(last, 0.9 * first) << decoder << ": first " << first << ", last " << last;
     }
     return run;
   }
@@ -227,6 +239,112 @@ TEST_F(TrainTransferE2eTest, BadInputExitsTwoNamingTheFile) {
   EXPECT_THAT(Slurp(log), testing::HasSubstr("test-not-a-midi-file.mid"));
   EXPECT_EQ(Transfer({"--checkpoint", junk, "--reference", reference}, log), 2);  // usage
   EXPECT_FALSE(fs::exists(out));
+}
+
+// `pianola-trainer train` and `info` as a job scheduler and a user run them:
+// flags override the config, bad input exits 2 naming the problem, SIGTERM
+// checkpoints and exits 0, and starting again with the same --out resumes in
+// a new process with exactly the losses of an uninterrupted run.
+TEST_F(TrainTransferE2eTest, TrainFlagsSignalAndResumeInANewProcess) {
+  // Everything the flags override is wrong here: a device that does not
+  // exist, a dataset that is not served, a different seed and length.
+  const std::string config = *dir_ + "/cli.textproto";
+  std::ofstream(config) << R"(model { preset: "tiny" }
+data {
+  servers: "localhost:1"
+  dataset: "no_such_dataset"
+  window_samples: 1024
+  reference_samples: 4096
+  batch_size: 4
+}
+optimizer { lr: 1e-2 }
+seed: 1
+steps: 5
+device: "cuda:7"
+checkpoint { every_steps: 0 keep_last: 0 }
+validation { every_steps: 0 }
+log_every_steps: 1
+cpu_threads: 2
+)";
+  constexpr int kRunSteps = 60;
+  const std::vector<std::string> flags = {
+      "--config", config, "--data-servers", *address_, "--dataset", kDatasetName,
+      "--device", "cpu", "--seed", "7", "--steps", absl::StrCat(kRunSteps)};
+  auto command = [&](const std::string& name, const std::string& out,
+                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {PIANOLA_TRAINER_BIN, name};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    if (!out.empty()) argv.insert(argv.end(), {"--out", out, "--no-progress"});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  };
+
+  // info: the data request and device follow the flags.
+  const std::string info_log = *dir_ + "/cli_info.log";
+  ASSERT_EQ(RunProgram(command("info", ""), info_log), 0) << Slurp(info_log);
+  const std::string info = Slurp(info_log);
+  EXPECT_THAT(info, testing::HasSubstr("receptive field: 31 samples"));
+  EXPECT_THAT(info, testing::HasSubstr(absl::StrCat("dataset: \"", kDatasetName, "\"")));
+  EXPECT_THAT(info, testing::HasSubstr("seed: 7,"));
+  EXPECT_THAT(info, testing::HasSubstr("device: cpu"));
+
+  // Bad input: exit 2, the problem named, nothing trained.
+  const std::string bad_config = *dir_ + "/cli_bad.textproto";
+  std::ofstream(bad_config) << "model { preset: \"tiny\" }\nlearning_rate: 3\n";
+  const std::string bad_log = *dir_ + "/cli_bad.log";
+  const std::string bad_out = *dir_ + "/cli_bad_run";
+  struct BadRun {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  const BadRun bad_runs[] = {
+      {{PIANOLA_TRAINER_BIN, "train", "--config", bad_config, "--out", bad_out}, "learning_rate"},
+      {{PIANOLA_TRAINER_BIN, "train", "--config", bad_config, "--out", bad_out},
+       "cli_bad.textproto"},
+      {command("train", bad_out, {"--seed", "-1"}), "--seed"},
+      {command("train", bad_out, {"--resume"}), "cli_bad_run"},
+      {command("train", bad_out, {"--dataset", "no_such_dataset"}), "no_such_dataset"},
+      {{PIANOLA_TRAINER_BIN, "train", "--config", config}, "--out"},
+  };
+  for (const BadRun& bad : bad_runs) {
+    EXPECT_EQ(RunProgram(bad.argv, bad_log), 2) << absl::StrJoin(bad.argv, " ");
+    EXPECT_THAT(Slurp(bad_log), testing::HasSubstr(bad.says)) << absl::StrJoin(bad.argv, " ");
+  }
+  EXPECT_TRUE(TrainLossTexts(bad_out + "/metrics.jsonl").empty());
+
+  // Uninterrupted.
+  const std::string straight = *dir_ + "/cli_straight";
+  const std::string straight_log = straight + ".log";
+  ASSERT_EQ(RunProgram(command("train", straight), straight_log, absl::Minutes(10)), 0)
+      << Slurp(straight_log);
+  const std::vector<std::string> expected = TrainLossTexts(straight + "/metrics.jsonl");
+  ASSERT_EQ(expected.size(), static_cast<size_t>(kRunSteps));
+
+  // SIGTERM a few steps in: a checkpoint, exit 0, part of the run done.
+  const std::string stopped = *dir_ + "/cli_stopped";
+  ChildProcess trainer;
+  ASSERT_TRUE(trainer.Start(command("train", stopped), stopped + ".log"));
+  const absl::Time deadline = absl::Now() + ScaledTimeout(absl::Minutes(2));
+  while (TrainLossTexts(stopped + "/metrics.jsonl").size() < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  trainer.Signal(SIGTERM);
+  EXPECT_EQ(trainer.Wait(ScaledTimeout(absl::Minutes(2))), 0) << Slurp(stopped + ".log");
+  const size_t done = TrainLossTexts(stopped + "/metrics.jsonl").size();
+  EXPECT_GE(done, 3u);
+  EXPECT_LT(done, static_cast<size_t>(kRunSteps)) << "the run ended before the signal";
+  EXPECT_THAT(Slurp(stopped + ".log"), testing::HasSubstr("stop requested"));
+
+  // Started again: resumes from that checkpoint, same losses as straight.
+  const std::string resumed_log = stopped + ".resumed.log";
+  ASSERT_EQ(RunProgram(command("train", stopped), resumed_log, absl::Minutes(10)), 0)
+      << Slurp(resumed_log);
+  EXPECT_THAT(Slurp(resumed_log), testing::HasSubstr(absl::StrCat("ckpt-", done)));
+  EXPECT_EQ(TrainLossTexts(stopped + "/metrics.jsonl"), expected);
+
+  // And once more: nothing left to do.
+  ASSERT_EQ(RunProgram(command("train", stopped), resumed_log), 0);
+  EXPECT_THAT(Slurp(resumed_log), testing::HasSubstr("nothing to do"));
 }
 
 }  // namespace

@@ -136,14 +136,11 @@ at::Generator DefaultGenerator(const torch::Device& d) {
 }
 
 // Means over one logging interval.
+// The steps since metrics.jsonl was last flushed.
 struct Interval {
   int64_t steps = 0;
   int64_t finite_steps = 0;
   double loss_sum = 0;
-  double grad_norm_sum = 0;
-  double samples = 0;
-  absl::Duration wall;
-  absl::Duration wait;
 };
 
 class TrainingRun {
@@ -435,15 +432,17 @@ absl::Status TrainingRun::Step(int64_t step) {
   data_cursor_ = client_->cursor();
 
   ++interval_.steps;
-  interval_.wall += wall;
-  interval_.wait += wait;
-  interval_.samples += samples;
   if (finite) {
     ++interval_.finite_steps;
     interval_.loss_sum += loss_value;
-    interval_.grad_norm_sum += grad_norm;
     last_step_loss_ = loss_value;
   }
+  // Every step's own values; written out at the end of each logging interval.
+  metrics_->Write(step + 1, "train/loss", loss_value);
+  metrics_->Write(step + 1, "train/grad_norm", grad_norm);
+  metrics_->Write(step + 1, "train/lr", lr);
+  metrics_->Write(step + 1, "train/samples_per_second", record.samples_per_second);
+  metrics_->Write(step + 1, "train/data_wait_share", record.data_wait_share);
   if (run_.on_step) run_.on_step(record);
   if (counters_[kNonfiniteConsecutive] > o_.max_consecutive_nonfinite) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -504,23 +503,10 @@ absl::StatusOr<std::pair<double, double>> TrainingRun::GraphedForwardBackward(
 
 absl::Status TrainingRun::LogInterval(int64_t step) {
   if (interval_.steps == 0) return absl::OkStatus();
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double loss =
-      interval_.finite_steps ? interval_.loss_sum / interval_.finite_steps : nan;
-  const double grad_norm =
-      interval_.finite_steps ? interval_.grad_norm_sum / interval_.finite_steps : nan;
-  const double secs = std::max(1e-9, absl::ToDoubleSeconds(interval_.wall));
-  const double rate = interval_.samples / secs;
-  const double wait_share = absl::ToDoubleSeconds(interval_.wait) / secs;
-  const double lr = LearningRate(o_.schedule, step - 1);
-  metrics_->Write(step, "train/loss", loss);
-  metrics_->Write(step, "train/grad_norm", grad_norm);
-  metrics_->Write(step, "train/lr", lr);
-  metrics_->Write(step, "train/samples_per_second", rate);
-  metrics_->Write(step, "train/data_wait_share", wait_share);
   metrics_->Write(step, "train/nonfinite_steps", static_cast<double>(counters_[kNonfiniteTotal]));
   RETURN_IF_ERROR(metrics_->Flush());
-  summary_.last_loss = loss;
+  summary_.last_loss = interval_.finite_steps ? interval_.loss_sum / interval_.finite_steps
+                                              : std::numeric_limits<double>::quiet_NaN();
   interval_ = Interval{};
   return absl::OkStatus();
 }

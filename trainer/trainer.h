@@ -87,7 +87,7 @@ struct TrainSummary {
   std::string resumed_from;     // checkpoint path, empty for a fresh run
   std::string last_checkpoint;  // path of the last checkpoint written
   int64_t nonfinite_steps = 0;  // skipped steps over the whole run (across resumes)
-  double last_loss = 0;         // mean training loss of the last logging interval
+  double last_loss = 0;         // mean finite training loss of the last logging interval
   std::vector<ValidationRecord> validations;
   std::string device;           // "cpu", "cuda:0"
   bool stopped_early = false;   // RunOptions::stop or stop_at_step ended it before `steps`

@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "gmock/gmock.h"
@@ -61,7 +62,6 @@ class TrainerTest : public ::testing::Test {
       device: "cpu"
       cpu_threads: 2
       seed: 3
-      log_every_steps: 1
     )pb", extra);
     ConfigOverrides o;
     o.data_servers = servers_->addresses();
@@ -153,11 +153,17 @@ TEST_F(TrainerTest, TrainsTinyWithFallingLossMetricsAndCheckpoints) {
     steps_by_name[m[2]].insert(std::stoll(m[1]));
     EXPECT_GT(std::stod(m[4]), 1.7e9);
   }
+  // Each step's own values (written out every log_every_steps = 10 steps).
+  std::set<int64_t> every_step, every_tenth;
+  for (int64_t s = 1; s <= 60; ++s) every_step.insert(s);
+  for (int64_t s = 10; s <= 60; s += 10) every_tenth.insert(s);
   for (const char* name : {"train/loss", "train/grad_norm", "train/lr",
-                           "train/samples_per_second", "train/data_wait_share",
-                           "train/nonfinite_steps"}) {
-    EXPECT_EQ(steps_by_name[name].size(), 60u) << name;
+                           "train/samples_per_second", "train/data_wait_share"}) {
+    EXPECT_EQ(steps_by_name[name], every_step) << name;
   }
+  EXPECT_EQ(steps_by_name["train/nonfinite_steps"], every_tenth);
+  EXPECT_THAT(*metrics, HasSubstr(absl::StrCat(R"({"step":60,"name":"train/loss","value":)",
+                                               absl::StrFormat("%.10g", losses[59]), ",")));
   EXPECT_EQ(steps_by_name["validation/loss"], (std::set<int64_t>{30, 60}));
   EXPECT_EQ(steps_by_name["validation/ema_loss"], (std::set<int64_t>{30, 60}));
 }
