@@ -66,7 +66,9 @@ struct Args {
   int64_t chunk = ParallelRenderOptions().chunk_samples;  // RenderParallel's
 };
 
-void RunPreset(const std::string& name, const Args& args) {
+// False when the cached generator's samples differ from naive recomputation's.
+bool RunPreset(const std::string& name, const Args& args) {
+  bool samples_agree = true;
   // Samples timed per engine: enough for stable rates, bounded for base.
   const bool base = name == "base";
   const int sr = 16000;
@@ -133,10 +135,11 @@ void RunPreset(const std::string& name, const Args& args) {
     const double naive_rate = static_cast<double>(naive_samples) / Seconds(start);
     GenerationResult check =
         *cached->Generate(ncond, z, at::detail::createCPUGenerator(7), false, prompt);
+    samples_agree = check.classes.equal(naive.classes);
     std::printf("  naive recomputation: %lld samples: %.2f samples/s, real-time factor %.6f; "
                 "samples %s the cached generator's\n",
                 static_cast<long long>(naive_samples), naive_rate, naive_rate / sr,
-                check.classes.equal(naive.classes) ? "equal" : "DIFFER FROM");
+                samples_agree ? "equal" : "DIFFER FROM");
     std::printf("  => cached / naive speedup: %.0fx (target >= 50x)\n", cached_rate / naive_rate);
   }
 
@@ -144,7 +147,7 @@ void RunPreset(const std::string& name, const Args& args) {
   // The preset's folded decoder against the same decoder unfolded (fold 1:
   // the stack at the audio rate), same seed and conditioning, at 1 torch
   // thread and at --threads.
-  {
+  if (args.parallel) {
     ModelConfig folded = *ModelPreset(name, DecoderKind::kParallel);
     ModelConfig unfolded = folded;
     unfolded.decoder.fold = 1;
@@ -189,6 +192,7 @@ void RunPreset(const std::string& name, const Args& args) {
     torch::set_num_threads(args.threads);
   }
   std::fflush(stdout);
+  return samples_agree;
 }
 
 }  // namespace
@@ -233,7 +237,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "generation_bench: unknown preset %s\n", preset.c_str());
       return 2;
     }
-    pianola::RunPreset(preset, args);
+    if (!pianola::RunPreset(preset, args)) {
+      std::fprintf(stderr, "generation_bench: %s: the cached generator's samples differ from "
+                           "naive recomputation's\n", preset.c_str());
+      return 1;
+    }
   }
   return 0;
 }

@@ -15,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 out=.devbundle
-bins=(bench/train_bench trainer/optimizer_test trainer/batch_tensors_test trainer/training_test)
+bins=(bench/train_bench trainer/optimizer_test trainer/batch_tensors_test trainer/training_test
+      trainer/model_test trainer/transfer_test)
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 for b in "${bins[@]}"; do

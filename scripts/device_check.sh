@@ -3,7 +3,8 @@
 # root with .devbundle/ carried (scripts/device_bundle.sh made it here):
 #   1. the CUDA tests: CUDA graph replay equals eager training steps (alone,
 #      and in the trainer with in-process data servers), pinned host-to-device
-#      batch copies;
+#      batch copies, the generators on the GPU against the CPU, and
+#      `transfer --device cuda` for both decoders;
 #   2. training throughput on the GPU (bench/train_bench.cc --device cuda):
 #      C++ eager and CUDA-graphed bf16 steps against PyTorch eager bf16 in
 #      the device's python3, with model TFLOP/s and the share of peak;
@@ -15,7 +16,7 @@
 # limit, cut to what is left of BUDGET seconds (default 480: the device
 # tool's 600 s per command, less start-up), and a check is skipped when less
 # than 20 s are left. STEPS, REPEATS and PRESETS override the benchmark's
-# defaults. At most 8 files come back from $OUT: this writes 7.
+# defaults. At most 8 files come back from $OUT: this writes 8.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-device-out}
@@ -35,8 +36,8 @@ bin=.devbundle/bin
 # Built on Debian 12 (glibc 2.36): on an older C library, run through the
 # carried loader and runtime instead.
 launch=()
-if ! "$bin/optimizer_test" --gtest_list_tests >/dev/null 2>"$out/loader.txt"; then
-  cat "$out/loader.txt"
+if ! "$bin/optimizer_test" --gtest_list_tests >/dev/null 2>"$python_wrapper.loader"; then
+  cat "$python_wrapper.loader"
   launch=(.devbundle/runtime/ld-linux-x86-64.so.2 --library-path
           "$PWD/.devbundle/runtime:$LD_LIBRARY_PATH")
   echo "device_check: the binaries do not start on this C library; using the carried loader"
@@ -65,11 +66,13 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 run cuda_tests_graph 90 "$bin/optimizer_test" --gtest_filter='CudaGraphStep*'
 run cuda_tests_trainer 120 "$bin/training_test" --gtest_filter='*CudaGraphs*'
 run cuda_tests_batch 60 "$bin/batch_tensors_test"
+run cuda_tests_generation 60 "$bin/model_test" --gtest_filter='*OnCuda*'
+run cuda_tests_transfer 90 "$bin/transfer_test" --gtest_filter='*Cuda*'
 run train_bench 300 "$bin/train_bench" --device cuda --python "$python_wrapper" \
   --presets "${PRESETS:-tiny,small,base}" --decoders autoregressive,parallel \
   --steps "${STEPS:-50}" --warmup 5 --repeats "${REPEATS:-2}"
 run train_bench_profile 150 "$bin/train_bench" --device cuda --python "$python_wrapper" \
   --presets small --decoders autoregressive,parallel --steps 10 --warmup 5 --repeats 1 --profile
-rm -f "$python_wrapper"
+rm -f "$python_wrapper" "$python_wrapper.loader"
 echo "device_check: ${SECONDS} s"
 exit $status

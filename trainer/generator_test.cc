@@ -1,5 +1,6 @@
 #include "trainer/generator.h"
 
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "gtest/gtest.h"
@@ -75,6 +76,53 @@ TEST_F(GeneratorTest, CachedForcedLogitsEqualFullForwardForSmall) {
   EXPECT_TRUE((*gen)->uses_cpu_kernel());
   torch::Tensor got = *(*gen)->ForcedLogits(inputs, cond, z);
   EXPECT_LT((got - want).abs().max().item<float>(), 1e-4);
+}
+
+// On a GPU the cached generator runs its tensor engine and the parallel
+// renderer its passes on the decoder's device: the same functions as on the
+// CPU (fp32 without TF32, so up to float rounding). Runs where a GPU exists
+// (scripts/device_check.sh).
+TEST_F(GeneratorTest, OnCudaTheGeneratorsComputeWhatTheCpuDoes) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  at::globalContext().setAllowTF32CuBLAS(false);
+  at::globalContext().setAllowTF32CuDNN(false);
+  torch::NoGradGuard no_grad;
+  {
+    ModelConfig c = *ModelPreset("tiny");
+    WaveNet net(c.decoder, c.encoder.z_dim);
+    const int64_t n = 150;
+    torch::Tensor inputs = torch::randint(0, 256, {2, n}, torch::kLong);
+    torch::Tensor cond = Conditioning(2, n);
+    torch::Tensor z = torch::randn({2, c.encoder.z_dim});
+    torch::Tensor want = net->forward(inputs, cond, z);
+    net->to(torch::kCUDA);
+    auto gen = AutoregressiveGenerator::Create(net, {.block_samples = 37});
+    ASSERT_TRUE(gen.ok()) << gen.status();
+    EXPECT_FALSE((*gen)->uses_cpu_kernel());
+    absl::StatusOr<torch::Tensor> got = (*gen)->ForcedLogits(inputs, cond, z);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_TRUE(got->is_cuda());
+    EXPECT_LT((got->cpu() - want).abs().max().item<float>(), 1e-4);
+    absl::StatusOr<GenerationResult> sampled =
+        (*gen)->Generate(cond, z, at::detail::createCPUGenerator(3));
+    ASSERT_TRUE(sampled.ok()) << sampled.status();
+    EXPECT_EQ(sampled->classes.sizes(), (std::vector<int64_t>{2, n}));
+  }
+  {
+    ModelConfig c = *ModelPreset("tiny", DecoderKind::kParallel);
+    WaveNet net(c.decoder, c.encoder.z_dim);
+    const int64_t n = 3000;
+    torch::Tensor cond = Conditioning(1, n);
+    torch::Tensor z = torch::randn({1, c.encoder.z_dim});
+    const ParallelRenderOptions chunks{.chunk_samples = 800};
+    torch::Tensor want = *RenderParallel(net, cond, z, at::detail::createCPUGenerator(5), chunks);
+    net->to(torch::kCUDA);
+    absl::StatusOr<torch::Tensor> got =
+        RenderParallel(net, cond, z, at::detail::createCPUGenerator(5), chunks);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_TRUE(got->is_cuda());
+    EXPECT_LT((got->cpu() - want).abs().max().item<float>(), 1e-4);
+  }
 }
 
 TEST_F(GeneratorTest, SamplingMatchesNaiveRecomputation) {

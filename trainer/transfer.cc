@@ -422,7 +422,7 @@ absl::StatusOr<TransferResult> RunTransfer(const TransferOptions& o) {
     }
     if (result.clipped_samples > 0) {
       LogWarning(kLog, result.clipped_samples,
-                 " output samples fell outside [-1, 1) and were clipped");
+                 " output samples fell outside [-1, 1] (or were not finite) and were clipped");
     }
     LogInfo(kLog, "wrote ", absl::StrJoin(result.wav_paths, ", "),
             result.reference_png.empty() ? "" : absl::StrCat(" and spectrograms (",

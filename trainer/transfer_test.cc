@@ -243,6 +243,31 @@ TEST_F(TransferTest, ParallelChunksMatchOnePass) {
   }
 }
 
+// Where a GPU exists (scripts/device_check.sh): both decoders render on it;
+// the parallel decoder's noise comes from the same seeded CPU generator, so
+// its output is the CPU's up to float rounding (TF32 may be on: a few LSB).
+TEST_F(TransferTest, RendersOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  TransferOptions o = Options(*ar_, "cuda_ar.wav");
+  o.device = "cuda";
+  absl::StatusOr<TransferResult> ar = RunTransfer(o);
+  ASSERT_TRUE(ar.ok()) << ar.status();
+  EXPECT_EQ(ar->device, "cuda:0");
+  EXPECT_EQ(ReadWav(ar->wav_paths[0]).size(), 4000u);
+  o = Options(*parallel_, "cuda_par.wav");
+  o.seconds = 0.3;
+  o.device = "cuda";
+  ASSERT_TRUE(RunTransfer(o).ok());
+  o.out = *dir_ + "/cpu_par.wav";
+  o.device = "cpu";
+  ASSERT_TRUE(RunTransfer(o).ok());
+  const std::vector<int16_t> gpu = ReadWav(*dir_ + "/cuda_par.wav");
+  const std::vector<int16_t> cpu = ReadWav(*dir_ + "/cpu_par.wav");
+  ASSERT_EQ(gpu.size(), 4800u);
+  ASSERT_EQ(cpu.size(), gpu.size());
+  for (size_t i = 0; i < gpu.size(); ++i) ASSERT_NEAR(gpu[i], cpu[i], 8) << "sample " << i;
+}
+
 TEST_F(TransferTest, DefaultLengthIsThePieceAndATail) {
   TransferOptions o = Options(*parallel_, "default_len.wav");
   o.seconds = 0;

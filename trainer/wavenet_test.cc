@@ -181,13 +181,17 @@ TEST_F(WaveNetTest, FoldedConditioningKeepsOnsetsAndTheirPosition) {
   EXPECT_GT((at_five - at_start).abs().max().item<float>(), 1e-4);
 }
 
+// Both forward paths: below kInPlaceMinSteps the training path, at or above
+// it (without autograd) the in-place inference path.
 TEST_F(WaveNetTest, AutoregressiveOutputIgnoresTheFuture) {
   for (ArInput kind : {ArInput::kEmbedding, ArInput::kScalar}) {
+   for (int64_t n : {int64_t{120}, 2 * WaveNetImpl::kInPlaceMinSteps}) {
+    SCOPED_TRACE(::testing::Message() << "n " << n);
     ModelConfig c = *ModelPreset("tiny");
     c.decoder.ar_input = kind;
     WaveNet net(c.decoder, c.encoder.z_dim);
     torch::NoGradGuard no_grad;
-    const int64_t n = 120, t = 70;
+    const int64_t t = n * 7 / 12;
     torch::Tensor input = torch::randint(0, 256, {2, n}, torch::kLong);
     torch::Tensor cond = torch::rand({2, kMidiFeatureChannels, n});
     torch::Tensor z = torch::randn({2, c.encoder.z_dim});
@@ -200,12 +204,35 @@ TEST_F(WaveNetTest, AutoregressiveOutputIgnoresTheFuture) {
     EXPECT_TRUE(before.slice(2, 0, t + 1).equal(after.slice(2, 0, t + 1)));
     // ... and does depend on the present input.
     EXPECT_FALSE(before.slice(2, t + 1).equal(after.slice(2, t + 1)));
+   }
   }
 }
 
-TEST_F(WaveNetTest, ShapesForTinyAndSmall) {
+// z enters every layer: another timbre vector changes every output position
+// of both decoders; the same one gives the same output.
+TEST_F(WaveNetTest, TimbreVectorChangesTheOutput) {
   torch::NoGradGuard no_grad;
-  for (const char* preset : {"tiny", "small"}) {
+  for (DecoderKind kind : {DecoderKind::kAutoregressive, DecoderKind::kParallel}) {
+    ModelConfig c = *ModelPreset("tiny", kind);
+    WaveNet net(c.decoder, c.encoder.z_dim);
+    const int64_t n = 320;
+    torch::Tensor input = kind == DecoderKind::kAutoregressive
+                              ? torch::randint(0, 256, {1, n}, torch::kLong)
+                              : torch::randn({1, n});
+    torch::Tensor cond = torch::rand({1, kMidiFeatureChannels, n});
+    torch::Tensor z = torch::randn({1, c.encoder.z_dim});
+    torch::Tensor a = net->forward(input, cond, z);
+    EXPECT_TRUE(a.equal(net->forward(input, cond, z.clone())));
+    torch::Tensor b = net->forward(input, cond, z + 0.5 * torch::randn_like(z));
+    torch::Tensor diff = (a - b).abs();
+    if (diff.dim() == 3) diff = std::get<0>(diff.max(1));  // logits: over the classes
+    EXPECT_GT(diff.min().item<float>(), 0) << DecoderKindName(kind);
+  }
+}
+
+TEST_F(WaveNetTest, ShapesForEveryPreset) {
+  torch::NoGradGuard no_grad;
+  for (const std::string& preset : ModelPresetNames()) {
     for (DecoderKind kind : {DecoderKind::kAutoregressive, DecoderKind::kParallel}) {
       ModelConfig c = *ModelPreset(preset, kind);
       WaveNet net(c.decoder, c.encoder.z_dim);
