@@ -36,4 +36,12 @@ for b in "${bins[@]}"; do ldd "$build/$b"; done |
   awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*ld-linux/ {print $1}' | sort -u |
   grep -E '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux-x86-64)\.so' |
   while read -r lib; do cp -L "$lib" "$out/runtime/"; done
-du -sh "$out"
+# The device tool carries the working tree and the carried paths: 64 MiB in all.
+bundle=$(du -sb "$out" | cut -f1)
+tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+echo "device_bundle: $out is $((bundle >> 20)) MiB; with the $((tree >> 20)) MiB tree" \
+  "$(((bundle + tree) >> 20)) MiB of the 64 MiB the device tool carries"
+if ((bundle + tree > 64 << 20)); then
+  echo "device_bundle: too big to carry: drop a test binary from bins" >&2
+  exit 1
+fi
