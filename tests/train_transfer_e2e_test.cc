@@ -185,7 +185,12 @@ cpu_threads: 2
                             log);
     const std::string text = Slurp(log);
     ASSERT_EQ(rc, 0) << text;
-    EXPECT_THAT(text, testing::HasSubstr("real time"));
+    // The progress line (its last draw), then the summary.
+    EXPECT_THAT(text, testing::ContainsRegex(absl::StrCat(
+                          "transfer: ", std::llround(seconds * 16000), "/",
+                          std::llround(seconds * 16000),
+                          " samples \\(100.0%\\) [0-9.]+ samples/s ETA 0:00 [0-9.e+]+x real time")));
+    EXPECT_THAT(text, testing::ContainsRegex("rendered 1 x [0-9]+ samples .* real time"));
     EXPECT_THAT(text, testing::HasSubstr(decoder + " decoder"));
     absl::StatusOr<DecodedAudio> audio = ReadAudioFile(out, {.target_rate = 0});
     ASSERT_TRUE(audio.ok()) << audio.status();
@@ -271,10 +276,11 @@ cpu_threads: 2
       "--config", config, "--data-servers", *address_, "--dataset", kDatasetName,
       "--device", "cpu", "--seed", "7", "--steps", absl::StrCat(kRunSteps)};
   auto command = [&](const std::string& name, const std::string& out,
-                     std::vector<std::string> extra = {}) {
+                     std::vector<std::string> extra = {}, bool progress = false) {
     std::vector<std::string> argv = {PIANOLA_TRAINER_BIN, name};
     argv.insert(argv.end(), flags.begin(), flags.end());
-    if (!out.empty()) argv.insert(argv.end(), {"--out", out, "--no-progress"});
+    if (!out.empty()) argv.insert(argv.end(), {"--out", out});
+    if (!out.empty() && !progress) argv.push_back("--no-progress");
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   };
@@ -315,8 +321,15 @@ cpu_threads: 2
   // Uninterrupted.
   const std::string straight = *dir_ + "/cli_straight";
   const std::string straight_log = straight + ".log";
-  ASSERT_EQ(RunProgram(command("train", straight), straight_log, absl::Minutes(10)), 0)
+  ASSERT_EQ(RunProgram(command("train", straight, {}, /*progress=*/true), straight_log,
+                       absl::Minutes(10)),
+            0)
       << Slurp(straight_log);
+  // Its progress line (the last draw): steps, rate, ETA, loss, lr, samples/s.
+  EXPECT_THAT(Slurp(straight_log),
+              testing::ContainsRegex(absl::StrCat(
+                  "train: ", kRunSteps, "/", kRunSteps, " steps \\(100.0%\\) [0-9.]+ steps/s ETA "
+                  "0:00 step ", kRunSteps, " loss [0-9.]+ lr [0-9.e-]+ [0-9]+ samples/s")));
   const std::vector<std::string> expected = TrainLossTexts(straight + "/metrics.jsonl");
   ASSERT_EQ(expected.size(), static_cast<size_t>(kRunSteps));
 
