@@ -135,7 +135,6 @@ at::Generator DefaultGenerator(const torch::Device& d) {
       d.is_cuda() ? at::Device(at::kCUDA, d.has_index() ? d.index() : 0) : at::Device(at::kCPU));
 }
 
-// Means over one logging interval.
 // The steps since metrics.jsonl was last flushed.
 struct Interval {
   int64_t steps = 0;
@@ -445,6 +444,7 @@ absl::Status TrainingRun::Step(int64_t step) {
   metrics_->Write(step + 1, "train/data_wait_share", record.data_wait_share);
   if (run_.on_step) run_.on_step(record);
   if (counters_[kNonfiniteConsecutive] > o_.max_consecutive_nonfinite) {
+    (void)metrics_->Flush();  // the steps that led here stay on record
     return absl::FailedPreconditionError(absl::StrCat(
         "step ", step + 1, ": ", counters_[kNonfiniteConsecutive],
         " non-finite losses or gradients in a row (max_consecutive_nonfinite is ",

@@ -253,6 +253,11 @@ TEST_F(TrainerTest, NonFiniteStepsAreSkippedCountedAndStopTheRunWhenRepeated) {
   EXPECT_FALSE(records[2].skipped);
   EXPECT_TRUE(records[6].skipped);
   EXPECT_TRUE(std::isnan(records[1].loss));
+  // Every step up to the stop is on record (steps 1..7; the interval is 10).
+  absl::StatusOr<std::string> diverged = ReadFile(run.out_dir + "/metrics.jsonl");
+  ASSERT_TRUE(diverged.ok());
+  EXPECT_THAT(*diverged, HasSubstr(R"({"step":7,"name":"train/loss","value":null)"));
+  EXPECT_THAT(*diverged, HasSubstr(R"({"step":4,"name":"train/loss","value":)"));
 
   // One isolated bad step is only skipped and counted.
   run.out_dir = TempDir("nonfinite_once");
