@@ -248,8 +248,10 @@ def mulaw_encode(audio, levels):
 
 
 def stft_magnitude(x, fft, hop, win):
+    # In float32 like the C++ loss (losses.cc): under bf16 autocast the decoder's
+    # output is bf16, which cuFFT does not transform.
     window = torch.hann_window(win, device=x.device)
-    spec = torch.stft(x, fft, hop, win, window, center=True, pad_mode="reflect",
+    spec = torch.stft(x.float(), fft, hop, win, window, center=True, pad_mode="reflect",
                       normalized=False, onesided=True, return_complex=True)
     return (spec.real.square() + spec.imag.square()).clamp_min(1e-7).sqrt()
 
