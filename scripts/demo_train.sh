@@ -78,7 +78,8 @@ grep '"train/loss"' "$OUT/run/metrics.jsonl" | awk -F'"value":' '
   { split($2, a, ","); if (a[1] != "null") v[++n] = a[1] }
   END { if (n == 0) exit; k = n < 100 ? int((n + 1) / 2) : 50; f = 0; l = 0
         for (i = 1; i <= k; i++) { f += v[i]; l += v[n - k + i] }
-        printf "train/loss: %.4f over the first %d steps, %.4f over the last %d\n", f / k, k, l / k, k }'
+        printf "train/loss: %.4f over the first %d steps, %.4f over the last %d\n",
+               f / k, k, l / k, k }'
 
 echo "== transfer: render a piece in the timbre of the other piano"
 REFERENCE=$(ls "$OUT"/dataset/audio/*fluidr3-grand*.wav | head -1)

@@ -186,16 +186,17 @@ cpu_threads: 2
     const std::string text = Slurp(log);
     ASSERT_EQ(rc, 0) << text;
     // The progress line (its last draw), then the summary.
+    const int64_t samples = std::llround(seconds * 16000);
     EXPECT_THAT(text, testing::ContainsRegex(absl::StrCat(
-                          "transfer: ", std::llround(seconds * 16000), "/",
-                          std::llround(seconds * 16000),
-                          " samples \\(100.0%\\) [0-9.]+ samples/s ETA 0:00 [0-9.e+]+x real time")));
+                          "transfer: ", samples, "/", samples,
+                          " samples \\(100.0%\\) [0-9.]+ samples/s ETA 0:00 ",
+                          "[0-9.e+]+x real time")));
     EXPECT_THAT(text, testing::ContainsRegex("rendered 1 x [0-9]+ samples .* real time"));
     EXPECT_THAT(text, testing::HasSubstr(decoder + " decoder"));
     absl::StatusOr<DecodedAudio> audio = ReadAudioFile(out, {.target_rate = 0});
     ASSERT_TRUE(audio.ok()) << audio.status();
     EXPECT_EQ(audio->sample_rate, 16000);
-    EXPECT_EQ(static_cast<int64_t>(audio->samples.size()), std::llround(seconds * 16000));
+    EXPECT_EQ(static_cast<int64_t>(audio->samples.size()), samples);
     for (const std::string& png : {absl::StrCat(*dir_, "/", decoder, "_out.png"),
                                   absl::StrCat(*dir_, "/", decoder, "_out.reference.png")}) {
       const std::string bytes = Slurp(png);

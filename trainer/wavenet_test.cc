@@ -185,26 +185,26 @@ TEST_F(WaveNetTest, FoldedConditioningKeepsOnsetsAndTheirPosition) {
 // it (without autograd) the in-place inference path.
 TEST_F(WaveNetTest, AutoregressiveOutputIgnoresTheFuture) {
   for (ArInput kind : {ArInput::kEmbedding, ArInput::kScalar}) {
-   for (int64_t n : {int64_t{120}, 2 * WaveNetImpl::kInPlaceMinSteps}) {
-    SCOPED_TRACE(::testing::Message() << "n " << n);
-    ModelConfig c = *ModelPreset("tiny");
-    c.decoder.ar_input = kind;
-    WaveNet net(c.decoder, c.encoder.z_dim);
-    torch::NoGradGuard no_grad;
-    const int64_t t = n * 7 / 12;
-    torch::Tensor input = torch::randint(0, 256, {2, n}, torch::kLong);
-    torch::Tensor cond = torch::rand({2, kMidiFeatureChannels, n});
-    torch::Tensor z = torch::randn({2, c.encoder.z_dim});
-    torch::Tensor before = net->forward(input, cond, z);
-    torch::Tensor input2 = input.clone();
-    torch::Tensor cond2 = cond.clone();
-    input2.slice(1, t + 1) = torch::randint(0, 256, {2, n - t - 1}, torch::kLong);
-    cond2.slice(2, t + 1) = torch::rand({2, kMidiFeatureChannels, n - t - 1});
-    torch::Tensor after = net->forward(input2, cond2, z);
-    EXPECT_TRUE(before.slice(2, 0, t + 1).equal(after.slice(2, 0, t + 1)));
-    // ... and does depend on the present input.
-    EXPECT_FALSE(before.slice(2, t + 1).equal(after.slice(2, t + 1)));
-   }
+    for (int64_t n : {int64_t{120}, 2 * WaveNetImpl::kInPlaceMinSteps}) {
+      SCOPED_TRACE(::testing::Message() << "n " << n);
+      ModelConfig c = *ModelPreset("tiny");
+      c.decoder.ar_input = kind;
+      WaveNet net(c.decoder, c.encoder.z_dim);
+      torch::NoGradGuard no_grad;
+      const int64_t t = n * 7 / 12;
+      torch::Tensor input = torch::randint(0, 256, {2, n}, torch::kLong);
+      torch::Tensor cond = torch::rand({2, kMidiFeatureChannels, n});
+      torch::Tensor z = torch::randn({2, c.encoder.z_dim});
+      torch::Tensor before = net->forward(input, cond, z);
+      torch::Tensor input2 = input.clone();
+      torch::Tensor cond2 = cond.clone();
+      input2.slice(1, t + 1) = torch::randint(0, 256, {2, n - t - 1}, torch::kLong);
+      cond2.slice(2, t + 1) = torch::rand({2, kMidiFeatureChannels, n - t - 1});
+      torch::Tensor after = net->forward(input2, cond2, z);
+      EXPECT_TRUE(before.slice(2, 0, t + 1).equal(after.slice(2, 0, t + 1)));
+      // ... and does depend on the present input.
+      EXPECT_FALSE(before.slice(2, t + 1).equal(after.slice(2, t + 1)));
+    }
   }
 }
 
